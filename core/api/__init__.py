@@ -1,0 +1,1 @@
+"""The JSON REST API (FastAPI); OpenAPI at /docs."""

@@ -1,0 +1,51 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from core import __version__
+from core.api import errors
+from core.api.routes import health, plugins
+from core.app_context import Praxis, bootstrap
+
+log = logging.getLogger(__name__)
+
+
+def create_app(praxis: Praxis | None = None, *, start_worker: bool | None = None) -> FastAPI:
+    """Build the app. Without ``praxis`` it bootstraps from the environment."""
+    praxis = praxis or bootstrap()
+    run_worker = praxis.settings.embedded_worker if start_worker is None else start_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if run_worker:
+            from core.outbox.worker import Worker
+
+            worker = Worker(praxis, name="embedded")
+            worker.start_thread()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(title="Praxis", version=__version__, lifespan=lifespan,
+                  description="Practice platform for clinics. Every route needs a session or an API token.")
+    app.state.praxis = praxis
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(plugins.router)
+    _mount_plugin_routes(app, praxis)
+    return app
+
+
+def _mount_plugin_routes(app: FastAPI, praxis: Praxis) -> None:
+    from core.api.plugin_routes import mount
+
+    mount(app, praxis)

@@ -1,0 +1,45 @@
+"""Every error the API returns is JSON: a stable ``error`` code, a readable ``message`` and, for
+validation problems, ``fields``: a list of ``{field, message, code}``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from core.plugins.service import PluginOperationError
+from core.plugins.settings import SettingsInvalid
+from plugin_sdk.errors import FieldError, ValidationFailed
+
+
+def field_list(errors: list[FieldError]) -> list[dict[str, str]]:
+    return [{"field": e.field, "message": e.message, "code": e.code} for e in errors]
+
+
+def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
+    return {"error": code, "message": message, **extra}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = []
+        for error in exc.errors():
+            loc = [str(p) for p in error["loc"] if p not in ("body", "query", "path")]
+            fields.append({"field": ".".join(loc) or "__all__", "message": error["msg"], "code": error["type"]})
+        return JSONResponse(error_body("validation_error", "the request is not valid", fields=fields), 422)
+
+    @app.exception_handler(ValidationFailed)
+    async def _vetoed(_: Request, exc: ValidationFailed) -> JSONResponse:
+        return JSONResponse(
+            error_body("validation_error", str(exc), fields=field_list(exc.errors), plugin=exc.plugin), 422
+        )
+
+    @app.exception_handler(SettingsInvalid)
+    async def _settings(_: Request, exc: SettingsInvalid) -> JSONResponse:
+        return JSONResponse(error_body("validation_error", "the settings are not valid",
+                                       fields=field_list(exc.errors)), 422)
+
+    @app.exception_handler(PluginOperationError)
+    async def _plugin_op(_: Request, exc: PluginOperationError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, str(exc), names=exc.details), exc.status)

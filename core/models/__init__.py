@@ -1,0 +1,8 @@
+"""Every core table. Importing this module registers them all on ``SQLModel.metadata``."""
+
+from core.models.audit import AuditEntry, AuditHead
+from core.models.clinic import Clinic
+from core.models.outbox import JobRun, OutboxItem, OutboxStatus
+from core.models.plugin import PluginHealth, PluginState, RuntimeGeneration
+
+__all__ = ["AuditEntry", "AuditHead", "Clinic", "JobRun", "OutboxItem", "OutboxStatus", "PluginHealth", "PluginState", "RuntimeGeneration"]

@@ -1,0 +1,1 @@
+"""The plugin runtime: discovery, per-clinic state, isolated hook calls, settings and secrets."""

@@ -1,0 +1,81 @@
+"""Count plugin failures per clinic and open the circuit after repeated ones."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from core.clock import now
+from core.db import transaction
+from core.models.plugin import PluginHealth
+from core.plugins.state import bump_generation
+
+log = logging.getLogger(__name__)
+
+
+class HealthTracker:
+    def __init__(self, engine: Engine, threshold: int) -> None:
+        self.engine = engine
+        self.threshold = threshold
+        # pairs known to have failures on record, so a success only writes when there is something to reset
+        self._failing: set[tuple[int, str]] = set()
+        self._lock = threading.Lock()
+
+    def record_failure(self, clinic_id: int, plugin: str, error: str) -> bool:
+        """Count one failure in its own transaction. Returns True when this failure opened the circuit."""
+        log.warning("plugin %s failed in clinic %s: %s", plugin, clinic_id, error)
+        try:
+            with transaction(self.engine) as session:
+                health = self._row(session, clinic_id, plugin)
+                health.consecutive_failures += 1
+                health.total_failures += 1
+                health.last_error = error[:2000]
+                health.last_failure_at = now()
+                opened = health.consecutive_failures >= self.threshold and not health.circuit_open
+                if health.consecutive_failures >= self.threshold:
+                    health.circuit_open = True
+                    health.opened_at = now()
+                session.add(health)
+                if opened:
+                    bump_generation(session)
+        except Exception:  # counting must never break the caller
+            log.exception("could not record failure of plugin %s", plugin)
+            return False
+        with self._lock:
+            self._failing.add((clinic_id, plugin))
+        return opened
+
+    def record_success(self, clinic_id: int, plugin: str) -> None:
+        if (clinic_id, plugin) not in self._failing:
+            return
+        with self._lock:
+            self._failing.discard((clinic_id, plugin))
+        self.reset(clinic_id, plugin)
+
+    def reset(self, clinic_id: int, plugin: str) -> bool:
+        """Close the circuit and zero the consecutive count (an admin's "reset")."""
+        with transaction(self.engine) as session:
+            health = session.exec(
+                select(PluginHealth).where(PluginHealth.clinic_id == clinic_id, PluginHealth.plugin == plugin)
+            ).first()
+            if health is None:
+                return False
+            was_open = health.circuit_open
+            health.consecutive_failures = 0
+            health.circuit_open = False
+            health.opened_at = None
+            session.add(health)
+            bump_generation(session)
+        return was_open
+
+    @staticmethod
+    def _row(session: Session, clinic_id: int, plugin: str) -> PluginHealth:
+        health = session.exec(
+            select(PluginHealth)
+            .where(PluginHealth.clinic_id == clinic_id, PluginHealth.plugin == plugin)
+            .with_for_update()
+        ).first()
+        return health or PluginHealth(clinic_id=clinic_id, plugin=plugin)

@@ -1,0 +1,87 @@
+"""What the core hands a plugin: the clinic it acts for, its settings, and a few services.
+
+The core implements these protocols; plugins only use them, so their code never imports the core.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from pydantic import BaseModel
+from sqlmodel import Session
+
+
+@dataclass(frozen=True)
+class ClinicInfo:
+    """The tenant a hook call is made for."""
+
+    id: int
+    name: str
+    country: str
+    timezone: str
+    locale: str
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One unit of outgoing work handed to a plugin's outbox handler.
+
+    ``idempotency_key`` is stable across retries: pass it to the vendor (Idempotency-Key header, HL7
+    MSH-10, FHIR identifier) so a retried delivery is not acted on twice.
+    """
+
+    id: UUID
+    topic: str
+    clinic_id: int | None
+    payload: dict[str, Any]
+    attempt: int
+    idempotency_key: str
+    created_at: datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PluginContext(Protocol):
+    """Services available to a plugin while the core calls it for one clinic."""
+
+    plugin: str
+    clinic: ClinicInfo
+    log: logging.Logger
+
+    @property
+    def settings(self) -> BaseModel | None:
+        """The plugin's validated settings for this clinic, secrets decrypted, or None if it has none."""
+        ...
+
+    def now(self) -> datetime:
+        """The current time in UTC (controllable in tests)."""
+        ...
+
+    def session(self) -> AbstractContextManager[Session]:
+        """A database session whose block is one transaction, committed on success."""
+        ...
+
+    def enqueue(
+        self,
+        topic: str,
+        payload: dict[str, Any],
+        *,
+        dedupe_key: str | None = None,
+        available_at: datetime | None = None,
+        session: Session | None = None,
+    ) -> UUID:
+        """Queue outgoing work for this plugin's handler of ``topic``.
+
+        Pass ``session`` to write it in the same transaction as your own change. A second enqueue with
+        the same ``dedupe_key`` is ignored and returns the first item's id.
+        """
+        ...
+
+    def audit(self, action: str, *, target: str | None = None, data: dict[str, Any] | None = None,
+              session: Session | None = None) -> None:
+        """Append an entry to the tamper-evident audit journal."""
+        ...

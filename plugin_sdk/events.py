@@ -1,0 +1,48 @@
+"""Typed domain events the core emits after a change is committed.
+
+Each event is written to the outbox in the same transaction as the change, then delivered to every
+plugin enabled for the clinic through the ``praxis_on_event`` hook, at least once. Use ``event.id``
+to make a handler idempotent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EventName(StrEnum):
+    patient_created = "patient.created"
+    patient_updated = "patient.updated"
+    patient_deleted = "patient.deleted"
+    patient_restored = "patient.restored"
+    patient_merged = "patient.merged"
+    appointment_created = "appointment.created"
+    appointment_changed = "appointment.changed"
+    appointment_moved = "appointment.moved"
+    appointment_cancelled = "appointment.cancelled"
+    appointment_restored = "appointment.restored"
+    appointment_status_changed = "appointment.status_changed"
+    plugin_enabled = "plugin.enabled"
+    plugin_disabled = "plugin.disabled"
+    plugin_settings_changed = "plugin.settings_changed"
+
+
+class DomainEvent(BaseModel):
+    """Something that happened in one clinic. ``data`` holds the subject's fields after the change
+    and, for changes, ``before`` with the previous values of the fields that changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    name: str = Field(description="An EventName value, or '<plugin>.<event>' for events plugins declare.")
+    clinic_id: int
+    occurred_at: datetime
+    actor_id: int | None = None
+    subject_type: str
+    subject_id: str
+    data: dict[str, Any] = Field(default_factory=dict)
