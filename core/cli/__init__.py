@@ -1,0 +1,1 @@
+"""The ``praxis`` command line."""

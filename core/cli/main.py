@@ -1,0 +1,29 @@
+"""Entry point of the ``praxis`` command. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from core.cli import plugins, serve
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug output.")
+def cli(verbose: bool) -> None:
+    """Praxis: the practice platform for clinics."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+cli.add_command(serve.serve)
+cli.add_command(plugins.plugins)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
