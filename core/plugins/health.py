@@ -48,6 +48,11 @@ class HealthTracker:
             self._failing.add((clinic_id, plugin))
         return opened
 
+    @property
+    def failing(self) -> bool:
+        """Whether any failure is on record in this process (a cheap check before record_success)."""
+        return bool(self._failing)
+
     def record_success(self, clinic_id: int, plugin: str) -> None:
         if (clinic_id, plugin) not in self._failing:
             return

@@ -6,7 +6,6 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -23,18 +22,26 @@ from plugin_sdk import hookspecs
 from plugin_sdk.errors import FieldError, ValidationFailed
 
 log = logging.getLogger(__name__)
+_clock = time.monotonic
 VETO_HOOKS = frozenset({"praxis_validate_patient", "praxis_validate_appointment", "praxis_validate_settings"})
 
 
-@dataclass(frozen=True)
 class HookResult:
-    plugin: str
-    value: Any = None
-    error: str | None = None
+    """One plugin's answer to a hook call: ``value``, or ``error`` describing what went wrong."""
+
+    __slots__ = ("plugin", "value", "error")
+
+    def __init__(self, plugin: str, value: Any = None, error: str | None = None) -> None:
+        self.plugin = plugin
+        self.value = value
+        self.error = error
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def __repr__(self) -> str:
+        return f"HookResult({self.plugin!r}, value={self.value!r}, error={self.error!r})"
 
 
 class PluginRuntime:
@@ -64,6 +71,9 @@ class PluginRuntime:
         self.state = StateCache(engine, refresh_seconds)
         self.health = HealthTracker(engine, circuit_threshold)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="plugin-call")
+        self._available: list[str] | None = None
+        self._impl_cache: dict[str, list[tuple[str, Any]]] = {}
+        self._enabled_cache: dict[tuple[int, int, int], list[str]] = {}
 
     # --- loading -----------------------------------------------------------------------------------
 
@@ -103,7 +113,11 @@ class PluginRuntime:
 
     def available(self) -> list[str]:
         """Plugins that loaded and that the install policy allows, in install order."""
-        return [n for n in self.order if not self.plugins[n].quarantined and self.policy.is_allowed(n)]
+        if self._available is None:
+            self._available = [
+                n for n in self.order if not self.plugins[n].quarantined and self.policy.is_allowed(n)
+            ]
+        return self._available
 
     def get(self, name: str) -> LoadedPlugin | None:
         return self.plugins.get(name)
@@ -114,13 +128,18 @@ class PluginRuntime:
     def enabled(self, clinic_id: int, *, include_open_circuits: bool = False) -> list[str]:
         """Plugins enabled in a clinic, in install order, skipping those whose circuit is open."""
         snap = self.state.get()
-        enabled = snap.enabled_in(clinic_id)
+        key = (snap.generation, id(snap), clinic_id)
+        names = self._enabled_cache.get(key)
+        if names is None:
+            enabled = snap.enabled_in(clinic_id)
+            names = [n for n in self.available() if n in enabled]
+            if len(self._enabled_cache) > 1000:
+                self._enabled_cache.clear()
+            self._enabled_cache[key] = names
+        if include_open_circuits or not snap.any_open:
+            return names
         at = now()
-        return [
-            name for name in self.available()
-            if name in enabled
-            and (include_open_circuits or not snap.circuit_open(clinic_id, name, self.circuit_cooldown, at))
-        ]
+        return [n for n in names if not snap.circuit_open(clinic_id, n, self.circuit_cooldown, at)]
 
     def is_enabled(self, clinic_id: int, name: str) -> bool:
         return name in self.enabled(clinic_id, include_open_circuits=True)
@@ -128,14 +147,15 @@ class PluginRuntime:
     # --- calling hooks -----------------------------------------------------------------------------
 
     def implementations(self, hook: str, names: Iterable[str] | None = None) -> list[tuple[str, Any]]:
-        """(plugin, function) pairs for a hook, in pluggy's call order, limited to ``names``."""
-        caller = getattr(self.pm.hook, hook)
-        allowed = None if names is None else set(names)
-        return [
-            (impl.plugin_name, impl)
-            for impl in reversed(caller.get_hookimpls())
-            if allowed is None or impl.plugin_name in allowed
-        ]
+        """(plugin, hookimpl) pairs for a hook, in pluggy's call order, limited to ``names``."""
+        impls = self._impl_cache.get(hook)
+        if impls is None:
+            impls = [(impl.plugin_name, impl) for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
+            self._impl_cache[hook] = impls
+        if names is None:
+            return impls
+        allowed = names if isinstance(names, (set, frozenset)) else set(names)
+        return [pair for pair in impls if pair[0] in allowed]
 
     def collect(self, hook: str, **kwargs: Any) -> list[HookResult]:
         """Call a contribution hook on every available plugin. A failure is logged and skipped."""
@@ -179,11 +199,11 @@ class PluginRuntime:
     def _call_one(
         self, hook: str, plugin: str, impl: Any, clinic_id: int, kwargs: dict[str, Any], timeout: float | None
     ) -> HookResult:
-        args = dict(kwargs)
-        if "ctx" in impl.argnames:
-            args["ctx"] = self.context(plugin, clinic_id)
-        call_args = [args[a] for a in impl.argnames]
-        started = time.monotonic()
+        argnames = impl.argnames
+        if "ctx" in argnames:
+            kwargs = {**kwargs, "ctx": self.context(plugin, clinic_id)}
+        call_args = [kwargs[a] for a in argnames]
+        started = _clock()
         try:
             if timeout is not None:
                 future = self._pool.submit(impl.function, *call_args)
@@ -198,12 +218,13 @@ class PluginRuntime:
             error = f"{hook}: {type(exc).__name__}: {exc}"
             self.health.record_failure(clinic_id, plugin, error)
             return HookResult(plugin, error=error)
-        elapsed = time.monotonic() - started
+        elapsed = _clock() - started
         if elapsed > self.hook_timeout:
             error = f"{hook}: took {elapsed:.1f} s, over the {self.hook_timeout:g} s budget"
             self.health.record_failure(clinic_id, plugin, error)
             return HookResult(plugin, value, error=error)
-        self.health.record_success(clinic_id, plugin)
+        if self.health.failing:
+            self.health.record_success(clinic_id, plugin)
         return HookResult(plugin, value)
 
     def veto(self, hook: str, clinic_id: int, **kwargs: Any) -> None:

@@ -22,6 +22,7 @@ class Snapshot:
     enabled: dict[int, frozenset[str]] = field(default_factory=dict)
     rows: dict[tuple[int, str], PluginState] = field(default_factory=dict)
     health: dict[tuple[int, str], PluginHealth] = field(default_factory=dict)
+    any_open: bool = False
 
     def enabled_in(self, clinic_id: int) -> frozenset[str]:
         return self.enabled.get(clinic_id, frozenset())
@@ -95,5 +96,6 @@ class StateCache:
             enabled={k: frozenset(v) for k, v in enabled.items()},
             rows=rows,
             health=health,
+            any_open=any(h.circuit_open for h in health.values()),
         )
 
