@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from core.clock import now
@@ -61,10 +63,7 @@ def record(
     data: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one entry in the caller's transaction."""
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
+    head = _locked_head(session)
     entry = AuditEntry(
         seq=head.seq + 1,
         at=now(),
@@ -83,6 +82,18 @@ def record(
     session.add(head)
     session.flush()
     return entry
+
+
+def _locked_head(session: Session) -> AuditHead:
+    """The chain's tip, locked for this transaction; created on first use without racing other writers."""
+    query = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    head = session.exec(query).first()
+    if head is None:
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        session.exec(insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
+        head = session.exec(query.execution_options(populate_existing=True)).one()
+    return head
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from core.cli import plugins, serve
+from core.cli import audit, plugins, serve
 
 
 @click.group()
@@ -20,6 +20,7 @@ def cli(verbose: bool) -> None:
 
 cli.add_command(serve.serve)
 cli.add_command(plugins.plugins)
+cli.add_command(audit.audit_group)
 
 
 def main() -> None:
