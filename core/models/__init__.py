@@ -1,6 +1,18 @@
 """Every core table. Importing this module registers them all on ``SQLModel.metadata``."""
 
 from core.models.audit import AuditEntry, AuditHead
+from core.models.auth import (  # noqa: F401
+    AccessLog,
+    ApiToken,
+    LoginAttempt,
+    LoginSession,
+    Membership,
+    PasswordHistory,
+    Role,
+    RolePermission,
+    User,
+    UserPermissionOverride,
+)
 from core.models.clinic import Clinic
 from core.models.outbox import JobRun, OutboxItem, OutboxStatus
 from core.models.plugin import PluginHealth, PluginState, RuntimeGeneration
