@@ -42,7 +42,7 @@ class MasterKey:
 class Keyring:
     """The first key encrypts; every key decrypts, so old values keep working after a rotation."""
 
-    def __init__(self, keys: list[MasterKey]) -> None:
+    def __init__(self, keys: list[MasterKey], index_secret: bytes | None = None) -> None:
         if not keys:
             raise MasterKeyError("no master key configured")
         ids = [k.id for k in keys]
@@ -51,8 +51,11 @@ class Keyring:
         self.keys = keys
         self._by_id = {k.id: k for k in keys}
         self._aead = {k.id: AESGCM(k.derive("praxis/aead/v1")) for k in keys}
-        # The blind index key is derived from the oldest key so searching survives encryption rotation.
-        self._index_key = keys[-1].derive("praxis/blind-index/v1")
+        # Blind indexes must not change when encryption keys rotate, so they have their own key: the
+        # 'index:' entry, or (without one) the lowest-numbered master key, which must then be kept.
+        index = MasterKey(0, index_secret) if index_secret else min(keys, key=lambda k: k.id)
+        self._index_key = index.derive("praxis/blind-index/v1")
+        self.index_secret = index_secret
 
     @property
     def current(self) -> MasterKey:
@@ -94,6 +97,21 @@ class Keyring:
         return digest[:8].hex()
 
 
+def parse_keyring(text: str) -> Keyring:
+    """Parse 'id:base64key,...' plus an optional 'index:base64key' entry for blind indexes."""
+    parts = [p.strip() for p in text.replace("\n", ",").split(",") if p.strip()]
+    index = [p for p in parts if p.startswith("index:")]
+    index_secret = None
+    if index:
+        try:
+            index_secret = base64.b64decode(index[0].split(":", 1)[1], validate=True)
+        except Exception as exc:
+            raise MasterKeyError("the 'index:' key is not base64") from exc
+        if len(index_secret) != 32:
+            raise MasterKeyError(f"the 'index:' key must be 32 bytes, got {len(index_secret)}")
+    return Keyring(parse_keys(",".join(p for p in parts if not p.startswith("index:"))), index_secret)
+
+
 def parse_keys(text: str) -> list[MasterKey]:
     """Parse 'id:base64key,id:base64key' (32-byte keys)."""
     keys = []
@@ -120,7 +138,7 @@ def new_key_line(key_id: int) -> str:
 def load_keyring(master_key: str | None, key_file: Path | None, data_dir: Path, *, create: bool) -> Keyring:
     """Keys from PRAXIS_MASTER_KEY, else the key file; the embedded default creates the file once."""
     if master_key:
-        return Keyring(parse_keys(master_key))
+        return parse_keyring(master_key)
     path = key_file or data_dir / "master.key"
     if not path.exists():
         if not create:
@@ -129,5 +147,6 @@ def load_keyring(master_key: str | None, key_file: Path | None, data_dir: Path, 
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(new_key_line(1) + "\n")
+            handle.write(f"index:{base64.b64encode(secrets.token_bytes(32)).decode()}\n")
         log.warning("Created a new master key at %s. Back it up: encrypted data is lost without it.", path)
-    return Keyring(parse_keys(path.read_text()))
+    return parse_keyring(path.read_text())

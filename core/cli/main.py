@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from core.cli import audit, plugins, serve
+from core.cli import audit, keys, plugins, serve
 
 
 @click.group()
@@ -21,6 +21,7 @@ def cli(verbose: bool) -> None:
 cli.add_command(serve.serve)
 cli.add_command(plugins.plugins)
 cli.add_command(audit.audit_group)
+cli.add_command(keys.keys_group)
 
 
 def main() -> None:
