@@ -76,14 +76,33 @@ def make_praxis(make_settings: Callable[..., Settings]) -> Iterator[Callable[...
     made: list[Praxis] = []
 
     def make(entry_points: list[EntryPoint] | None = None, plugins_toml: str | None = None,
-             **overrides: Any) -> Praxis:
-        praxis = bootstrap(make_settings(plugins_toml, **overrides), entry_points=entry_points or [])
+             installed: bool = False, **overrides: Any) -> Praxis:
+        """``installed=True`` loads the plugins installed in this environment instead of ``entry_points``."""
+        eps = None if installed else (entry_points or [])
+        praxis = bootstrap(make_settings(plugins_toml, **overrides), entry_points=eps)
         made.append(praxis)
         return praxis
 
     yield make
     for praxis in made:
         praxis.close()
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[Praxis], None]:
+    """Point the ``praxis`` CLI (run in-process with click's CliRunner) at a test Praxis's database."""
+    from core.config import get_settings
+
+    def point(praxis: Praxis) -> None:
+        s = praxis.settings
+        for key, value in {"PRAXIS_DATA_DIR": str(s.data_dir), "DATABASE_URL": s.url,
+                           "PRAXIS_MASTER_KEY": s.master_key or "", "PRAXIS_PLUGINS_FILE": str(s.plugins_file),
+                           "PRAXIS_STATE_REFRESH_SECONDS": "0"}.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+
+    yield point
+    get_settings.cache_clear()
 
 
 def add_clinic(praxis: Praxis, name: str = "Budapest", country: str = "HU",
