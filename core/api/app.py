@@ -39,8 +39,21 @@ def create_app(praxis: Praxis | None = None, *, start_worker: bool | None = None
                   description="Practice platform for clinics. Every route needs a session or an API token.")
     app.state.praxis = praxis
     errors.install(app)
+    _install_auth(app)
     app.include_router(health.router)
     app.include_router(plugins.router)
+    from core.api.routes import auth as auth_routes
+    from core.api.routes import clinics as clinic_routes
+    from core.api.routes import users as user_routes
+
+    app.include_router(auth_routes.router)
+    app.include_router(user_routes.router)
+    app.include_router(user_routes.roles_router)
+    app.include_router(user_routes.permissions_router)
+    app.include_router(clinic_routes.router)
+    from core.api.routes import patients as patient_routes
+
+    app.include_router(patient_routes.router)
     _mount_plugin_routes(app, praxis)
     return app
 
@@ -49,3 +62,9 @@ def _mount_plugin_routes(app: FastAPI, praxis: Praxis) -> None:
     from core.api.plugin_routes import mount
 
     mount(app, praxis)
+
+
+def _install_auth(app: FastAPI) -> None:
+    from core.auth.errors import install
+
+    install(app)
