@@ -15,6 +15,18 @@ from core.models.auth import (  # noqa: F401
 )
 from core.models.clinic import Clinic
 from core.models.outbox import JobRun, OutboxItem, OutboxStatus
+from core.models.patient import (  # noqa: F401
+    ChartSequence,
+    Patient,
+    PatientAlert,
+    PatientConsent,
+    PatientEmail,
+    PatientGuardian,
+    PatientIdentifier,
+    PatientMerge,
+    PatientPhone,
+    PatientSearchKey,
+)
 from core.models.plugin import PluginHealth, PluginState, RuntimeGeneration
 
 __all__ = ["AuditEntry", "AuditHead", "Clinic", "JobRun", "OutboxItem", "OutboxStatus", "PluginHealth", "PluginState", "RuntimeGeneration"]
