@@ -54,6 +54,9 @@ def create_app(praxis: Praxis | None = None, *, start_worker: bool | None = None
     from core.api.routes import patients as patient_routes
 
     app.include_router(patient_routes.router)
+    from core.api.routes import outbox as outbox_routes
+
+    app.include_router(outbox_routes.router)
     _mount_plugin_routes(app, praxis)
     return app
 

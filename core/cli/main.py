@@ -8,6 +8,7 @@ import sys
 import click
 
 from core.cli import audit, keys, plugins, serve
+from core.cli import worker as worker_cli
 
 
 @click.group()
@@ -22,6 +23,8 @@ cli.add_command(serve.serve)
 cli.add_command(plugins.plugins)
 cli.add_command(audit.audit_group)
 cli.add_command(keys.keys_group)
+cli.add_command(worker_cli.worker)
+cli.add_command(worker_cli.outbox)
 
 
 def main() -> None:

@@ -21,7 +21,11 @@ class OutboxStatus(StrEnum):
 
 class OutboxItem(SQLModel, table=True):
     __tablename__ = "core_outbox"
-    __table_args__ = (Index("ix_core_outbox_claim", "status", "available_at"),)
+    __table_args__ = (
+        Index("ix_core_outbox_claim", "status", "available_at"),
+        Index("ix_core_outbox_purge", "status", "finished_at"),
+        Index("ix_core_outbox_clinic_status", "clinic_id", "status", "plugin"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
@@ -45,10 +49,13 @@ class JobRun(SQLModel, table=True):
     """One row per due run of a periodic job: the unique key makes each run happen once."""
 
     __tablename__ = "core_job_run"
-    __table_args__ = (Index("ux_core_job_run_slot", "job", "clinic_id", "slot", unique=True),)
+    __table_args__ = (
+        Index("ux_core_job_run_slot", "job", "clinic_id", "slot", unique=True),
+        Index("ix_core_job_run_started", "started_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    job: str = Field(max_length=150)
+    job: str = Field(max_length=150, description="'<plugin>.<job name>'")
     clinic_id: int = Field(foreign_key="core_clinic.id")
     slot: datetime
     claimed_by: str = Field(max_length=100)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
 
 from core.clock import now
 from core.models.outbox import OutboxItem
@@ -25,21 +28,62 @@ def enqueue(
 ) -> uuid.UUID:
     """Add one item to the outbox in ``session``'s transaction and return its id (the idempotency key).
 
-    With a ``dedupe_key`` already queued, nothing is added and the existing item's id is returned.
+    With a ``dedupe_key`` already queued, nothing is added and the existing item's id is returned. This
+    holds under concurrency too: the insert is ``ON CONFLICT (dedupe_key) DO NOTHING``, so two
+    transactions queuing the same key never abort each other. Raises ``ValueError`` naming the field for
+    values the table cannot hold.
     """
-    if dedupe_key is not None:
-        existing = session.exec(select(OutboxItem.id).where(OutboxItem.dedupe_key == dedupe_key)).first()
-        if existing is not None:
-            return existing
-    item = OutboxItem(
-        plugin=plugin,
-        topic=topic,
-        payload=payload,
-        clinic_id=clinic_id,
-        dedupe_key=dedupe_key,
-        available_at=available_at or now(),
-        max_attempts=max_attempts,
+    _check(plugin=plugin, topic=topic, payload=payload, dedupe_key=dedupe_key, available_at=available_at,
+           max_attempts=max_attempts)
+    values = {
+        "id": uuid.uuid4(),
+        "plugin": plugin,
+        "topic": topic,
+        "payload": payload,
+        "clinic_id": clinic_id,
+        "dedupe_key": dedupe_key,
+        "status": "pending",
+        "available_at": available_at or now(),
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "created_at": now(),
+    }
+    if dedupe_key is None:
+        session.execute(insert(OutboxItem).values(**values))  # ORM-enabled: autoflushes the caller's rows
+        return values["id"]
+    dialect = session.get_bind().dialect.name
+    build = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        build(OutboxItem).values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(col(OutboxItem.id))
     )
-    session.add(item)
-    session.flush()
-    return item.id
+    inserted = session.execute(statement).scalar_one_or_none()
+    if inserted is not None:
+        return inserted
+    existing = session.exec(select(OutboxItem.id).where(OutboxItem.dedupe_key == dedupe_key)).first()
+    if existing is None:  # the conflicting row was deleted between the two statements
+        raise RuntimeError(f"dedupe_key {dedupe_key!r} conflicted with an item that no longer exists; try again")
+    return existing
+
+
+def _check(*, plugin: str, topic: str, payload: Any, dedupe_key: str | None, available_at: datetime | None,
+           max_attempts: int) -> None:
+    limits = {"plugin": (plugin, 64), "topic": (topic, 100), "dedupe_key": (dedupe_key, 200)}
+    for field, (value, limit) in limits.items():
+        if value is None and field == "dedupe_key":
+            continue
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{field}: must be a non-empty string")
+        if len(value) > limit:
+            raise ValueError(f"{field}: at most {limit} characters, got {len(value)}")
+    if not isinstance(payload, dict):
+        raise ValueError(f"payload: must be a dict, got {type(payload).__name__}")
+    try:
+        json.dumps(payload)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"payload: must be JSON-serialisable ({exc})") from exc
+    if available_at is not None and available_at.tzinfo is None:
+        raise ValueError("available_at: must be timezone-aware")
+    if max_attempts < 1:
+        raise ValueError("max_attempts: must be at least 1")
