@@ -1,0 +1,207 @@
+"""When is a doctor working? Clinic hours, public holidays, clinic days off, doctors' weekly templates,
+dated exceptions and breaks, computed in memory from data loaded once.
+
+Intervals are half-open ``[start, end)`` in integer seconds since the Unix epoch (UTC): cheap to compare,
+subtract and slice, and free of local-time ambiguity. Local wall times become instants with ``zoneinfo``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from core.models.clinic import Clinic
+from core.models.schedule import ClinicDay, ClinicHours, DoctorSchedule, ScheduleBreak, ScheduleException
+from core.scheduling.holidays import PublicCalendar, public_calendar
+
+Interval = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class WorkInterval:
+    start: int
+    end: int
+    room_id: int | None
+
+
+@dataclass(frozen=True)
+class DayInfo:
+    day: date
+    open: bool
+    weekday: int  # the weekday whose hours apply (a make-up Saturday uses the day it replaces)
+    reason: str | None = None  # why closed, or the holiday a clinic works on
+
+
+def to_epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def from_epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def local_instant(day: date, at: time, tz: ZoneInfo) -> int:
+    """The instant of a local wall time (the first of two in a repeated hour; a skipped hour moves on)."""
+    return to_epoch(datetime.combine(day, at, tzinfo=tz))
+
+
+def subtract(intervals: list[Interval], cuts: Iterable[Interval]) -> list[Interval]:
+    """``intervals`` minus ``cuts``; both sorted or not, result sorted."""
+    result = sorted(intervals)
+    for cut_start, cut_end in sorted(cuts):
+        next_result = []
+        for start, end in result:
+            if cut_end <= start or cut_start >= end:
+                next_result.append((start, end))
+                continue
+            if start < cut_start:
+                next_result.append((start, cut_start))
+            if cut_end < end:
+                next_result.append((cut_end, end))
+        result = next_result
+    return result
+
+
+def intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
+    out = []
+    for a_start, a_end in a:
+        for b_start, b_end in b:
+            start, end = max(a_start, b_start), min(a_end, b_end)
+            if start < end:
+                out.append((start, end))
+    return sorted(out)
+
+
+@dataclass
+class ClinicCalendar:
+    """Everything needed to answer "when does doctor D work on day X" for one clinic and date range."""
+
+    clinic: Clinic
+    tz: ZoneInfo
+    hours: dict[int, list[tuple[time, time]]]
+    days: dict[date, ClinicDay]
+    templates: dict[int, list[DoctorSchedule]] = field(default_factory=dict)
+    exceptions: dict[tuple[int, date], list[ScheduleException]] = field(default_factory=dict)
+    weekly_breaks: dict[tuple[int, int], list[ScheduleBreak]] = field(default_factory=dict)
+    dated_breaks: dict[tuple[int, date], list[ScheduleBreak]] = field(default_factory=dict)
+    _public: dict[int, PublicCalendar] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, clinic: Clinic, doctor_ids: Iterable[int] | None, first: date,
+             last: date) -> ClinicCalendar:
+        """Load the clinic's set-up for ``first``..``last`` (inclusive) and the given doctors (None: all)."""
+        assert clinic.id is not None
+        cid = clinic.id
+        hours: dict[int, list[tuple[time, time]]] = defaultdict(list)
+        for row in session.exec(select(ClinicHours).where(ClinicHours.clinic_id == cid)).all():
+            hours[row.weekday].append((row.start_time, row.end_time))
+        days = {row.day: row for row in session.exec(
+            select(ClinicDay).where(ClinicDay.clinic_id == cid, col(ClinicDay.day) >= first, col(ClinicDay.day) <= last)
+        ).all()}
+        calendar = cls(clinic, ZoneInfo(clinic.timezone), dict(hours), days)
+        ids = None if doctor_ids is None else sorted(set(doctor_ids))
+
+        templates = select(DoctorSchedule).where(DoctorSchedule.clinic_id == cid)
+        exceptions = select(ScheduleException).where(
+            ScheduleException.clinic_id == cid, col(ScheduleException.day) >= first, col(ScheduleException.day) <= last)
+        breaks = select(ScheduleBreak).where(ScheduleBreak.clinic_id == cid)
+        if ids is not None:
+            templates = templates.where(col(DoctorSchedule.doctor_id).in_(ids))
+            exceptions = exceptions.where(col(ScheduleException.doctor_id).in_(ids))
+            breaks = breaks.where(col(ScheduleBreak.doctor_id).in_(ids))
+        for row in session.exec(templates).all():
+            calendar.templates.setdefault(row.doctor_id, []).append(row)
+        for row in session.exec(exceptions).all():
+            calendar.exceptions.setdefault((row.doctor_id, row.day), []).append(row)
+        for row in session.exec(breaks).all():
+            if row.weekday is not None:
+                calendar.weekly_breaks.setdefault((row.doctor_id, row.weekday), []).append(row)
+            elif row.day is not None and first <= row.day <= last:
+                calendar.dated_breaks.setdefault((row.doctor_id, row.day), []).append(row)
+        return calendar
+
+    def public(self, year: int) -> PublicCalendar:
+        if year not in self._public:
+            self._public[year] = public_calendar(self.clinic.country, year, self.clinic.locale)
+        return self._public[year]
+
+    def day_info(self, day: date) -> DayInfo:
+        public = self.public(day.year)
+        own = self.days.get(day)
+        weekday = public.weekday_for(day)
+        if own is not None and own.closed:
+            return DayInfo(day, False, weekday, own.reason or "clinic day off")
+        if own is not None:  # the clinic works on this day whatever the public calendar says
+            return DayInfo(day, True, weekday, public.holidays.get(day))
+        if public.is_holiday(day):
+            return DayInfo(day, False, weekday, public.holidays[day])
+        return DayInfo(day, True, weekday)
+
+    def clinic_intervals(self, info: DayInfo) -> list[Interval] | None:
+        """The clinic's opening hours that day; ``None`` when the clinic sets no hours at all (no limit)."""
+        if not info.open:
+            return []
+        if not self.hours:
+            return None
+        return sorted((local_instant(info.day, s, self.tz), local_instant(info.day, e, self.tz))
+                      for s, e in self.hours.get(info.weekday, []))
+
+    def doctor_intervals(self, doctor_id: int, day: date, *, with_breaks: bool = True) -> list[WorkInterval]:
+        """The doctor's working time on ``day`` as instants, after clinic hours, days off and breaks."""
+        info = self.day_info(day)
+        if not info.open:
+            return []
+        raw: list[tuple[time, time, int | None]]
+        exceptions = self.exceptions.get((doctor_id, day))
+        if exceptions:
+            if any(e.kind == "off" for e in exceptions):
+                return []
+            raw = [(e.start_time, e.end_time, e.room_id) for e in exceptions
+                   if e.start_time is not None and e.end_time is not None]
+        else:
+            raw = [(t.start_time, t.end_time, t.room_id) for t in self.templates.get(doctor_id, [])
+                   if t.weekday == info.weekday and (t.valid_from is None or t.valid_from <= day)
+                   and (t.valid_to is None or day <= t.valid_to)]
+        if not raw:
+            return []
+        clinic = self.clinic_intervals(info)
+        cuts: list[Interval] = []
+        if with_breaks:
+            breaks = self.weekly_breaks.get((doctor_id, info.weekday), []) + self.dated_breaks.get((doctor_id, day), [])
+            for b in breaks:
+                cuts.append((local_instant(day, b.start_time, self.tz), local_instant(day, b.end_time, self.tz)))
+        out: list[WorkInterval] = []
+        for start_t, end_t, room_id in raw:
+            pieces = [(local_instant(day, start_t, self.tz), local_instant(day, end_t, self.tz))]
+            if clinic is not None:
+                pieces = intersect(pieces, clinic)
+            if cuts:
+                pieces = subtract(pieces, cuts)
+            out.extend(WorkInterval(s, e, room_id) for s, e in pieces if s < e)
+        return sorted(out, key=lambda w: w.start)
+
+    def local_days(self, start: datetime, end: datetime) -> list[date]:
+        """The local dates an instant range touches."""
+        first = start.astimezone(self.tz).date()
+        last = (end - timedelta(microseconds=1)).astimezone(self.tz).date()
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+    def covers(self, doctor_id: int, start: datetime, end: datetime) -> bool:
+        """Whether ``[start, end)`` lies inside the doctor's working time (breaks excluded)."""
+        s, e = to_epoch(start), to_epoch(end)
+        pieces: list[Interval] = []
+        for day in self.local_days(start, end):
+            pieces.extend((w.start, w.end) for w in self.doctor_intervals(doctor_id, day))
+        # join touching pieces (e.g. across midnight), then look for one that holds the range
+        merged: list[list[int]] = []
+        for ps, pe in sorted(pieces):
+            if merged and ps <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], pe)
+            else:
+                merged.append([ps, pe])
+        return any(ms <= s and e <= me for ms, me in merged)
