@@ -1,6 +1,13 @@
 """Every core table. Importing this module registers them all on ``SQLModel.metadata``."""
 
 from core.models.audit import AuditEntry, AuditHead
+from core.models.appointment import (  # noqa: F401
+    Appointment,
+    AppointmentChange,
+    AppointmentOption,
+    AppointmentSeries,
+    WaitlistEntry,
+)
 from core.models.auth import (  # noqa: F401
     AccessLog,
     ApiToken,
@@ -28,5 +35,13 @@ from core.models.patient import (  # noqa: F401
     PatientSearchKey,
 )
 from core.models.plugin import PluginHealth, PluginState, RuntimeGeneration
+from core.models.schedule import (  # noqa: F401
+    ClinicDay,
+    ClinicHours,
+    DoctorSchedule,
+    Room,
+    ScheduleBreak,
+    ScheduleException,
+)
 
 __all__ = ["AuditEntry", "AuditHead", "Clinic", "JobRun", "OutboxItem", "OutboxStatus", "PluginHealth", "PluginState", "RuntimeGeneration"]
