@@ -8,6 +8,8 @@ import sys
 import click
 
 from core.cli import audit, keys, plugins, serve
+from core.cli import db as db_cli
+from core.cli import users as users_cli
 from core.cli import worker as worker_cli
 
 
@@ -23,8 +25,13 @@ cli.add_command(serve.serve)
 cli.add_command(plugins.plugins)
 cli.add_command(audit.audit_group)
 cli.add_command(keys.keys_group)
+cli.add_command(users_cli.users)
+cli.add_command(users_cli.clinics)
 cli.add_command(worker_cli.worker)
 cli.add_command(worker_cli.outbox)
+cli.add_command(db_cli.db)
+cli.add_command(db_cli.backup)
+cli.add_command(db_cli.restore)
 
 
 def main() -> None:
