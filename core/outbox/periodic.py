@@ -10,7 +10,6 @@ was down for a week runs each job once on its return, not once per missed slot.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,14 +30,13 @@ if TYPE_CHECKING:
     from core.app_context import Praxis
 
 log = logging.getLogger(__name__)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def due_slot(job: PeriodicJob, at: datetime, timezone: str = "UTC") -> datetime:
     """The slot of ``job`` that is due at ``at``: aware UTC, the same in every process."""
     if job.every is not None:
-        seconds = job.every.total_seconds()
-        start = math.floor(at.timestamp() / seconds) * seconds
-        return datetime.fromtimestamp(start, UTC)
+        return EPOCH + ((at - EPOCH) // job.every) * job.every  # exact: timedelta arithmetic, no floats
     assert job.cron is not None
     local = at.astimezone(_zone(timezone)).replace(microsecond=0) + timedelta(seconds=1)
     # Iterating backwards from one second after ``at`` yields the latest match at or before ``at``.

@@ -260,3 +260,15 @@ def test_unknown_topic_is_dead_with_a_reason(make_praxis, frozen):
     item_id = queue(praxis, clinic, topic="fax")
     Worker(praxis, name="w").run_once()
     assert item(praxis, item_id).last_error == "plugin courier has no outbox handler for topic 'fax'"
+
+
+def test_a_long_batch_renews_the_lease_of_items_it_has_not_reached(make_praxis):
+    praxis, clinic = courier_praxis(make_praxis)
+    ids = [queue(praxis, clinic, "slow", seconds=0.3) for _ in range(3)]
+    slow = Worker(praxis, name="slow", handler_timeout=0.4, lease=timedelta(seconds=0.5))
+    thread = threading.Thread(target=slow.run_once)
+    thread.start()
+    threading.Event().wait(0.75)  # past the first lease: without renewal the third item would be free
+    assert Worker(praxis, name="other").claim() == []
+    thread.join()
+    assert [item(praxis, i).attempts for i in ids] == [1, 1, 1] and len(courier.CALLS) == 3
