@@ -140,3 +140,62 @@ def config(name: str, clinic: str, assignments: tuple[str, ...]) -> None:
         status = next(s for s in praxis.plugins.statuses(target.id) if s.name == name)
         shown = asdict(status)["settings"]
     click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+
+
+# --- removing a plugin's tables (migrations engineer) ------------------------------------------------
+
+
+@plugins.command("purge")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Only list what would be dropped.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge(name: str, dry_run: bool, yes: bool) -> None:
+    """Drop a plugin's tables and data (downgrade its migrations to base) and its per-clinic state.
+
+    Refused while the plugin is enabled in any clinic. Needs the plugin's code installed.
+    """
+    from core import schema
+
+    praxis = load(migrate=False)
+    try:
+        what = schema.purge_plan(praxis.runtime, name)
+        if what.enabled_in:
+            raise click.ClickException(f"{name} is enabled in {', '.join(what.enabled_in)}; disable it there first "
+                                       f"(praxis plugins disable {name} --clinic ...)")
+        if what.tables:
+            click.echo(f"Purging {name} would drop {len(what.tables)} table(s):")
+            width = max(len(t) for t in what.tables)
+            for table, rows in what.tables.items():
+                click.echo(f"  {table.ljust(width)}  {rows:,} row(s)")
+        else:
+            click.echo(f"{name} has no tables in this database.")
+        if what.revisions:
+            click.echo(f"and revert its migrations ({', '.join(what.revisions)}),")
+        click.echo(f"and delete its settings and state in {what.state_rows} clinic row(s).")
+        if dry_run:
+            click.echo("Dry run: nothing was changed.")
+            return
+        if not yes:
+            click.confirm("This cannot be undone (make a backup first). Continue?", abort=True)
+        schema.purge_plugin(praxis.runtime, name, CLI_ACTOR, progress=click.echo)
+        click.echo(f"Purged {name}.")
+    except schema.SchemaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        praxis.close()
+
+
+@plugins.command("forget")
+@click.argument("name")
+def forget(name: str) -> None:
+    """Stop tracking the migrations of a plugin whose code was removed; its tables and data stay."""
+    from core import schema
+
+    praxis = load(migrate=False)
+    try:
+        revisions = schema.forget_plugin(praxis.runtime, name, CLI_ACTOR)
+    except schema.SchemaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        praxis.close()
+    click.echo(f"Forgot {name}'s migrations ({', '.join(revisions)}); its tables and data are kept.")

@@ -1,0 +1,1 @@
+"""Core schema revisions (ids core_NNNN, branch label 'core')."""

@@ -1,0 +1,1 @@
+"""Fixture plugins that own tables, for the migration tests."""
