@@ -145,3 +145,20 @@ def test_the_worker_purges_as_a_maintenance_step(make_praxis, frozen):
     worker.run_once()
     with Session(praxis.engine) as session:
         assert session.get(OutboxItem, first) is None
+
+
+def test_the_app_runs_an_embedded_worker_when_asked(make_praxis):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from core.api.app import create_app
+
+    praxis, clinic, _ = setup(make_praxis)
+    item_id = queue(praxis, clinic, "ok")
+    with TestClient(create_app(praxis, start_worker=True)):
+        deadline = time.monotonic() + 10
+        while item(praxis, item_id).status != "done" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert item(praxis, item_id).status == "done"
+    assert not any(t.name == "outbox-embedded" and t.is_alive() for t in __import__("threading").enumerate())
