@@ -501,13 +501,19 @@ def _engine_key(engine: Engine) -> str:
 
 
 def upgrade_core(
-    engine: Engine, runtime: PluginRuntime | None = None, *, progress: Progress | None = None
+    engine: Engine,
+    runtime: PluginRuntime | None = None,
+    *,
+    progress: Progress | None = None,
+    applied_plugins: bool = True,
 ) -> list[str]:
     """Upgrade the core branch to its head (run at start-up); returns the revisions applied.
 
     Pass ``runtime`` so the plugins' revisions in the database are recognised; without it, installed
     plugins are looked up through their entry points only if the database has revisions the core
-    does not know.
+    does not know. With ``runtime`` and ``applied_plugins``, the branches of available plugins that
+    were applied before (enabled once) are brought to their head too, so an updated plugin's new
+    revisions run at the next start.
     """
     plan = plan_for(runtime) if runtime is not None else build_plan({})
     heads = _fast_heads(engine)
@@ -516,7 +522,16 @@ def upgrade_core(
     applied: list[str] = []
     if not set(plan.branch_heads(CORE)) <= plan.applied(heads) or any(h not in plan.owner for h in heads):
         applied = _run(engine, plan, f"{CORE}@head", progress=progress, runtime=runtime)
+        heads = _fast_heads(engine)
     check_models_migrated(engine)
+    if runtime is not None and applied_plugins:
+        available = set(runtime.available())
+        started = plan.positions(heads)
+        for name in plan.branches():
+            if name == CORE or name not in available or name not in started:
+                continue
+            if not set(plan.branch_heads(name)) <= plan.applied(heads):
+                applied += _run(engine, plan, f"{name}@head", progress=progress, runtime=runtime)
     return applied
 
 
@@ -575,7 +590,7 @@ def upgrade_all(runtime: PluginRuntime, *, progress: Progress | None = None) -> 
     report = UpgradeReport()
     say = progress or (lambda _m: None)
     say("core:")
-    report.applied[CORE] = upgrade_core(runtime.engine, runtime, progress=progress)
+    report.applied[CORE] = upgrade_core(runtime.engine, runtime, progress=progress, applied_plugins=False)
     if not report.applied[CORE]:
         say("  up to date")
     available = set(runtime.available())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from core.cli.main import cli
 from core.db import make_engine
 from tests.conftest import add_clinic, fixture_plugin
 from tests.migrations.conftest import NOTES, notes_entry_point
+from tests.migrations.plugins import notes_plugin
 
 ADMIN = Actor(7, "admin")
 
@@ -350,8 +352,6 @@ def test_purge_needs_the_plugin_code(orphaned):
 def test_autogenerate_writes_a_plugin_base_revision_with_only_its_own_tables(tmp_path):
     folder = tmp_path / "versions"
     folder.mkdir()
-    import tests.migrations.plugins.notes_plugin  # noqa: F401  (registers the model)
-
     path = schema.write_revision(NOTES, "notes", plugin_dirs={NOTES: folder})
     source = path.read_text()
     assert path.name == "notes_plugin_0001_notes.py"
@@ -359,3 +359,32 @@ def test_autogenerate_writes_a_plugin_base_revision_with_only_its_own_tables(tmp
     assert f"depends_on: str | Sequence[str] | None = '{core_head()}'" in source.replace('"', "'")
     assert "import sqlmodel" in source
     assert re.findall(r'create_table\(\s*"(\w+)"', source) == ["notes_plugin_note"]
+
+
+def test_an_updated_plugin_gets_its_new_revisions_at_the_next_start(notes_praxis, tmp_path, monkeypatch):
+    praxis = notes_praxis
+    folder = tmp_path / "notes_versions"
+    shutil.copytree(notes_plugin.praxis_migrations_dir(), folder)
+    monkeypatch.setattr(schema, "plugin_migration_dirs", lambda runtime, **kw: {NOTES: folder})
+    clinic = add_clinic(praxis)
+    praxis.plugins.enable(clinic, NOTES, ADMIN)
+    assert schema.upgrade_core(praxis.engine, praxis.runtime) == []
+    (folder / "notes_plugin_0002_pinned.py").write_text("\n".join([
+        "import sqlalchemy as sa",
+        "from alembic import op",
+        "revision = 'notes_plugin_0002'",
+        "down_revision = 'notes_plugin_0001'",
+        "branch_labels = None",
+        "depends_on = None",
+        "def upgrade():",
+        "    with op.batch_alter_table('notes_plugin_note') as batch:",
+        "        batch.add_column(sa.Column('pinned', sa.Boolean(), nullable=True))",
+        "def downgrade():",
+        "    with op.batch_alter_table('notes_plugin_note') as batch:",
+        "        batch.drop_column('pinned')",
+        "",
+    ]))
+    schema.clear_caches()
+    assert schema.upgrade_core(praxis.engine, praxis.runtime) == ["notes_plugin_0002"]
+    assert "pinned" in {c["name"] for c in inspect(praxis.engine).get_columns("notes_plugin_note")}
+    assert heads(praxis) == ["notes_plugin_0002"]
