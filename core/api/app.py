@@ -57,6 +57,12 @@ def create_app(praxis: Praxis | None = None, *, start_worker: bool | None = None
     from core.api.routes import outbox as outbox_routes
 
     app.include_router(outbox_routes.router)
+    from core.api.routes import appointments as appointment_routes
+    from core.api.routes import scheduling as scheduling_routes
+
+    scheduling_routes.install_errors(app)
+    app.include_router(scheduling_routes.router)
+    app.include_router(appointment_routes.router)
     _mount_plugin_routes(app, praxis)
     return app
 

@@ -44,7 +44,9 @@ class AppointmentSeries(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="core_clinic.id", index=True)
     rrule: str = Field(max_length=500)
-    first_start_local: datetime = Field(description="DTSTART as clinic-local wall time (naive)")
+    first_start_local: datetime = Field(
+        sa_column=Column(UTCDateTime(), nullable=False),
+        description="DTSTART: the first occurrence; read in the clinic's zone it is the wall time the rule repeats")
     duration_minutes: int
     created_at: datetime = utc_now_column()
     created_by: int | None = None

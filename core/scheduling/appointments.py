@@ -340,23 +340,26 @@ def _change(
         if version is not None and appt.version != version:
             raise VersionConflict(f"the appointment changed (version {appt.version}, you sent {version}); reload it",
                                   current_version=appt.version)
-        before = snapshot(appt)
-        was_active = appt.active
-        changed = mutate(book, appt)
-        appt.active = book.compute_active(appt)
-        book.validate(appt, changed, is_new=False)
-        placement = None
-        moved = bool(changed & set(PLACEMENT))
-        if appt.active and (moved or not was_active):
-            placement = Placement()
-            placement.outside_hours = book.check_hours(appt, overbook, pick_room=False)
-            book.veto(appt, is_new=False)
-            placed = book.place(appt, overbook)
-            placement.overbooked, placement.conflicts = placed.overbooked, placed.conflicts
-        else:
-            if appt.active is False:
-                appt.overbooked = False
-            book.veto(appt, is_new=False)
+        # no autoflush: the pending change must not reach the table (and its exclusion constraints)
+        # before the overlap check has run
+        with session.no_autoflush:
+            before = snapshot(appt)
+            was_active = appt.active
+            changed = mutate(book, appt)
+            appt.active = book.compute_active(appt)
+            book.validate(appt, changed, is_new=False)
+            placement = None
+            moved = bool(changed & set(PLACEMENT))
+            if appt.active and (moved or not was_active):
+                placement = Placement()
+                placement.outside_hours = book.check_hours(appt, overbook, pick_room=False)
+                book.veto(appt, is_new=False)
+                placed = book.place(appt, overbook)
+                placement.overbooked, placement.conflicts = placed.overbooked, placed.conflicts
+            else:
+                if appt.active is False:
+                    appt.overbooked = False
+                book.veto(appt, is_new=False)
         at = now()
         appt.version += 1
         appt.updated_at, appt.updated_by = at, caller.actor.id

@@ -112,7 +112,8 @@ def create_series(praxis: Praxis, clinic_id: int, template: dict[str, Any], rule
     with write(praxis) as session:
         book = Book(praxis, session, clinic_id, caller)
         occurrences = expand(rule, first_local, duration_minutes, book.tz)
-        series = AppointmentSeries(clinic_id=clinic_id, rrule=rule.strip(), first_start_local=occurrences[0].local,
+        series = AppointmentSeries(clinic_id=clinic_id, rrule=rule.strip(),
+                                   first_start_local=occurrences[0].start,
                                    duration_minutes=duration_minutes, created_by=caller.actor.id)
         session.add(series)
         session.flush()

@@ -133,7 +133,7 @@ def remove(praxis: Praxis, clinic_id: int, entry_id: int, actor: audit.Actor) ->
 
 def listing(praxis: Praxis, clinic_id: int, *, day: date | None = None, doctor_id: int | None = None,
             state: str = "waiting", limit: int = 200, offset: int = 0) -> dict[str, Any]:
-    """Entries in ``state``. With ``day``: those wanting that day plus those without a date (always shown)."""
+    """Entries in ``state``, undated first. With ``day``: those wanting that day plus those without a date."""
     with transaction(praxis.engine) as session:
         get_clinic(session, clinic_id)
         conditions: list[Any] = [WaitlistEntry.clinic_id == clinic_id, WaitlistEntry.state == state]
@@ -142,7 +142,8 @@ def listing(praxis: Praxis, clinic_id: int, *, day: date | None = None, doctor_i
         if doctor_id is not None:
             conditions.append(or_(col(WaitlistEntry.doctor_id).is_(None), WaitlistEntry.doctor_id == doctor_id))
         rows = session.exec(select(WaitlistEntry).where(*conditions)
-                            .order_by(col(WaitlistEntry.desired_date), col(WaitlistEntry.id))
+                            .order_by(col(WaitlistEntry.desired_date).is_not(None), col(WaitlistEntry.desired_date),
+                                      col(WaitlistEntry.id))
                             .offset(offset).limit(limit)).all()
         return {"items": [entry_out(e) for e in rows], "limit": limit, "offset": offset}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from importlib.metadata import EntryPoint
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -74,9 +75,16 @@ def build_clinic(praxis: Praxis, *, name: str, country: str, tz: str, locale: st
     return ClinicSetup(praxis, clinic_id, ZoneInfo(tz), doctor_ids, room_ids)
 
 
+BOOKWATCH = EntryPoint(name="bookwatch", value="tests.scheduling.plugins.bookwatch", group="praxis.plugins")
+
+
 @pytest.fixture
 def praxis(make_praxis: Callable[..., Praxis]) -> Praxis:
-    return make_praxis()
+    """Installs the ``bookwatch`` fixture plugin (event listener + veto); enable it per clinic to use it."""
+    from tests.scheduling.plugins import bookwatch
+
+    bookwatch.VETO_CALLS.clear()
+    return make_praxis([BOOKWATCH])
 
 
 @pytest.fixture
