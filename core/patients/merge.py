@@ -57,7 +57,7 @@ def merge(svc: PatientService, session: Session, clinic_id: int, survivor_id: uu
     for field, patient in (("survivor_id", survivor), ("merged_id", other)):
         if patient.status != PatientStatus.active:
             raise PatientConflict("not_active", f"{field}: the patient is {patient.status}; only active cards merge",
-                                  field=field, status=patient.status)
+                                  field=field, patient_status=patient.status)
     keep, fold = records.load_card(session, survivor), records.load_card(session, other)
     for row in fold.identifiers:
         mine = next((r for r in keep.identifiers if r.type_code == row.type_code), None)
@@ -115,7 +115,7 @@ def unmerge(svc: PatientService, session: Session, clinic_id: int, merged_id: uu
     other = records.load_patient(session, clinic_id, merged_id)
     if other.status != PatientStatus.merged or other.merged_into is None:
         raise PatientConflict("not_merged", f"the patient is {other.status}, not merged into another card",
-                              status=other.status)
+                              patient_status=other.status)
     record = session.exec(
         select(PatientMerge).where(PatientMerge.clinic_id == clinic_id, PatientMerge.merged_id == merged_id,
                                    col(PatientMerge.unmerged_at).is_(None))
@@ -126,7 +126,7 @@ def unmerge(svc: PatientService, session: Session, clinic_id: int, merged_id: uu
     survivor, other = _lock_pair(session, clinic_id, record.survivor_id, merged_id)
     if survivor.status != PatientStatus.active:
         raise PatientConflict("survivor_not_active", f"the card it was merged into is {survivor.status}; "
-                              "restore it first", status=survivor.status)
+                              "restore it first", patient_status=survivor.status)
     keep = records.load_card(session, survivor)
     before = records.state(keep)
     missing: dict[str, int] = {}

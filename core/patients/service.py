@@ -343,7 +343,7 @@ class PatientService:
             patient = records.load_patient(session, clinic_id, patient_id, lock=True)
             if patient.status != PatientStatus.active:
                 raise PatientConflict("not_active", f"the patient is {patient.status}; restore or unmerge it first",
-                                      status=patient.status)
+                                      patient_status=patient.status)
             if patient.version != data.version:
                 raise PatientConflict("version_conflict", "the patient was changed by someone else since you read "
                                       "it; reload and apply your change again", current_version=patient.version)
@@ -497,7 +497,8 @@ class PatientService:
         with pinned_plugin_state(self.runtime), transaction(self.engine) as session:
             patient = records.load_patient(session, clinic_id, patient_id, lock=True)
             if patient.status != PatientStatus.active:
-                raise PatientConflict("not_active", f"the patient is already {patient.status}", status=patient.status)
+                raise PatientConflict("not_active", f"the patient is already {patient.status}",
+                                      patient_status=patient.status)
             card = records.load_card(session, patient)
             before = records.state(card)
             at = now()
@@ -520,7 +521,7 @@ class PatientService:
             patient = records.load_patient(session, clinic_id, patient_id, lock=True)
             if patient.status != PatientStatus.trashed:
                 raise PatientConflict("not_trashed", f"the patient is {patient.status}, not in the trash",
-                                      status=patient.status)
+                                      patient_status=patient.status)
             card = records.load_card(session, patient)
             before = records.state(card)
             reason = patient.delete_reason

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint
 from typing import Any
@@ -35,27 +35,16 @@ class World:
 
 
 @pytest.fixture
-def world(make_settings: Callable[..., Any]) -> Iterator[World]:
+def world(make_praxis: Callable[..., Praxis]) -> World:
     from tests.patients.plugins import nid
 
     nid.EVENTS.clear()
     nid.VETO_CALLS.clear()
-    praxis = _praxis(make_settings, [patient_plugin("nid"), patient_plugin("other")])
+    praxis = make_praxis([patient_plugin("nid"), patient_plugin("other")])
     clinic_id = add_clinic(praxis, "Budapest", "HU")
     other = add_clinic(praxis, "Seoul", "KR", "Asia/Seoul", "ko")
     actor = Actor(None, "tester")
     praxis.plugins.enable(clinic_id, "nid", actor)
     praxis.plugins.enable(other, "nid", actor)
-    yield World(praxis, PatientService(praxis), clinic_id, other, actor)
-    praxis.close()
+    return World(praxis, PatientService(praxis), clinic_id, other, actor)
 
-
-def _praxis(make_settings: Callable[..., Any], eps: list[EntryPoint]) -> Praxis:
-    from sqlmodel import SQLModel
-
-    from core.app_context import bootstrap
-
-    praxis = bootstrap(make_settings(None), entry_points=eps, migrate=False)
-    SQLModel.metadata.create_all(praxis.engine)
-    praxis.plugins.seed_all()
-    return praxis
