@@ -93,6 +93,9 @@ def backup(output: Path | None) -> None:
         sys.exit(exc.exit_code)
     click.echo(f"Backup written to {result.path} ({result.size:,} bytes, {result.clinics} clinic(s), "
                f"schema {result.revisions or 'empty'}).")
+    key = settings.key_file or settings.data_dir / "master.key"
+    where = "the PRAXIS_MASTER_KEY value" if settings.master_key else str(key)
+    click.echo(f"The master key is not in the backup: keep {where} safe too, or encrypted settings are lost.")
 
 
 @click.command("restore")

@@ -162,16 +162,15 @@ def purge(name: str, dry_run: bool, yes: bool) -> None:
         if what.enabled_in:
             raise click.ClickException(f"{name} is enabled in {', '.join(what.enabled_in)}; disable it there first "
                                        f"(praxis plugins disable {name} --clinic ...)")
-        if what.tables:
-            click.echo(f"Purging {name} would drop {len(what.tables)} table(s):")
-            width = max(len(t) for t in what.tables)
-            for table, rows in what.tables.items():
-                click.echo(f"  {table.ljust(width)}  {rows:,} row(s)")
-        else:
-            click.echo(f"{name} has no tables in this database.")
+        click.echo(f"Purging {name} would:")
+        width = max([len(t) for t in what.tables] or [0])
+        for table, rows in what.tables.items():
+            click.echo(f"  drop table {table.ljust(width)}  {rows:,} row(s)")
+        if not what.tables:
+            click.echo("  drop no tables (it has none in this database)")
         if what.revisions:
-            click.echo(f"and revert its migrations ({', '.join(what.revisions)}),")
-        click.echo(f"and delete its settings and state in {what.state_rows} clinic row(s).")
+            click.echo(f"  revert its migrations {', '.join(what.revisions)}")
+        click.echo(f"  delete its settings and state ({what.state_rows} clinic row(s))")
         if dry_run:
             click.echo("Dry run: nothing was changed.")
             return

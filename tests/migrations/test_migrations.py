@@ -324,7 +324,7 @@ def test_purge_lists_then_drops_the_plugin_tables_and_state(notes_praxis, cli_en
     praxis.plugins.disable(clinic, NOTES, ADMIN)
     dry = runner.invoke(cli, ["plugins", "purge", NOTES, "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "notes_plugin_note  2 row(s)" in dry.output and "notes_plugin_0001" in dry.output
+    assert "drop table notes_plugin_note  2 row(s)" in dry.output and "notes_plugin_0001" in dry.output
     assert "Dry run" in dry.output and "notes_plugin_note" in tables(praxis)
 
     purged = runner.invoke(cli, ["plugins", "purge", NOTES, "--yes"])
