@@ -64,6 +64,9 @@ def create_app(praxis: Praxis | None = None, *, start_worker: bool | None = None
     app.include_router(scheduling_routes.router)
     app.include_router(appointment_routes.router)
     _mount_plugin_routes(app, praxis)
+    from ui import install as install_ui
+
+    install_ui(app)  # web pages, /static and the page error handler
     return app
 
 

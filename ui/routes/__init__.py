@@ -1,0 +1,1 @@
+"""The UI's routers; ``ui.install`` mounts them."""
