@@ -964,6 +964,11 @@ def purge_plugin(runtime: PluginRuntime, name: str, actor: Actor, *, progress: P
     if what.enabled_in:
         raise SchemaError(f"{name} is enabled in {', '.join(what.enabled_in)}; disable it there first "
                           f"(`praxis plugins disable {name} --clinic ...`)")
+    if what.tables and not what.revisions:
+        raise SchemaError(
+            f"{name}'s tables ({', '.join(what.tables)}) exist but none of its migrations is recorded (were they "
+            f"forgotten?), so there is no downgrade that drops them; drop them by hand after a backup"
+        )
     plan = plan_for(runtime)
 
     def forget_state(conn: Connection) -> None:

@@ -388,3 +388,15 @@ def test_an_updated_plugin_gets_its_new_revisions_at_the_next_start(notes_praxis
     assert schema.upgrade_core(praxis.engine, praxis.runtime) == ["notes_plugin_0002"]
     assert "pinned" in {c["name"] for c in inspect(praxis.engine).get_columns("notes_plugin_note")}
     assert heads(praxis) == ["notes_plugin_0002"]
+
+
+def test_purge_refuses_tables_whose_migrations_were_forgotten(orphaned, reopen):
+    schema.forget_plugin(orphaned.runtime, NOTES, ADMIN)
+    reinstalled = reopen([notes_entry_point()])
+    with reinstalled.engine.connect() as conn:
+        clinic = conn.execute(text("SELECT id FROM core_clinic")).scalar_one()
+    reinstalled.plugins.disable(clinic, NOTES, ADMIN)
+    assert schema.purge_plan(reinstalled.runtime, NOTES).tables == {"notes_plugin_note": 1}
+    with pytest.raises(schema.SchemaError, match="none of its migrations is recorded"):
+        schema.purge_plugin(reinstalled.runtime, NOTES, ADMIN)
+    assert count(reinstalled, "notes_plugin_note") == 1
