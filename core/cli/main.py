@@ -9,6 +9,7 @@ import click
 
 from core.cli import audit, keys, plugins, serve
 from core.cli import db as db_cli
+from core.cli import plugin_new
 from core.cli import users as users_cli
 from core.cli import worker as worker_cli
 
@@ -32,6 +33,7 @@ cli.add_command(worker_cli.outbox)
 cli.add_command(db_cli.db)
 cli.add_command(db_cli.backup)
 cli.add_command(db_cli.restore)
+cli.add_command(plugin_new.plugin)
 
 
 def main() -> None:
