@@ -121,3 +121,25 @@ def test_settings_are_validated_per_field_and_secrets_encrypted_never_shown(make
         praxis.engine.dispose()
         blob = open(raw, "rb").read() + (open(raw + "-wal", "rb").read() if __import__("os").path.exists(raw + "-wal") else b"")
         assert b"s3cr3t-Value" not in blob
+
+
+def test_hooks_and_events_inside_a_write_transaction_do_not_wait_on_themselves(make_praxis):
+    """On SQLite a state refresh or a failure count made while this thread holds the write lock must not
+    queue behind that lock (it used to stall 30 s and fail with 'database is locked')."""
+    import time
+
+    from core import events
+    from core.db import transaction
+
+    praxis = make_praxis(ALL)  # state_refresh_seconds=0: every call refreshes
+    clinic = add_clinic(praxis)
+    praxis.plugins.enable(clinic, "greeter", ADMIN)
+    praxis.plugins.enable(clinic, "flaky", ADMIN)
+    started = time.monotonic()
+    with transaction(praxis.engine) as session:
+        for _ in range(3):
+            events.emit(session, praxis.runtime, "patient.updated", clinic_id=clinic, subject_type="patient",
+                        subject_id="p1")
+            praxis.runtime.call("praxis_menu_items", clinic)  # flaky raises: its failure is counted
+    assert time.monotonic() - started < 5
+    assert {s.name: s.state for s in praxis.plugins.statuses(clinic)}["flaky"] == "unhealthy"

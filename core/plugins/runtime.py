@@ -216,15 +216,15 @@ class PluginRuntime:
                 value = impl.function(*call_args)
         except Exception as exc:
             error = f"{hook}: {type(exc).__name__}: {exc}"
-            self.health.record_failure(clinic_id, plugin, error)
+            self.health.defer_failure(clinic_id, plugin, error)
             return HookResult(plugin, error=error)
         elapsed = _clock() - started
         if elapsed > self.hook_timeout:
             error = f"{hook}: took {elapsed:.1f} s, over the {self.hook_timeout:g} s budget"
-            self.health.record_failure(clinic_id, plugin, error)
+            self.health.defer_failure(clinic_id, plugin, error)
             return HookResult(plugin, value, error=error)
         if self.health.failing:
-            self.health.record_success(clinic_id, plugin)
+            self.health.defer_success(clinic_id, plugin)
         return HookResult(plugin, value)
 
     def veto(self, hook: str, clinic_id: int, **kwargs: Any) -> None:

@@ -72,6 +72,7 @@ class PluginService:
         return loaded
 
     def statuses(self, clinic_id: int) -> list[PluginStatus]:
+        self.runtime.health.flush()
         snap = self.runtime.snapshot()
         enabled = set(self.runtime.enabled(clinic_id, include_open_circuits=True))
         out = []
@@ -175,7 +176,7 @@ class PluginService:
             try:
                 impl.function(self.runtime.context(plugin, clinic_id))
             except Exception as exc:
-                self.runtime.health.record_failure(clinic_id, plugin, f"praxis_plugin_disabled: {exc}")
+                self.runtime.health.defer_failure(clinic_id, plugin, f"praxis_plugin_disabled: {exc}")
 
     # --- settings ----------------------------------------------------------------------------------
 

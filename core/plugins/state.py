@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select, update
 
+from core.db import reader
 from core.models.clinic import Clinic
 from core.models.plugin import PluginHealth, PluginState, RuntimeGeneration
 from plugin_sdk.context import ClinicInfo
@@ -67,7 +68,7 @@ class StateCache:
         return self._snapshot
 
     def _refresh(self) -> None:
-        with Session(self.engine) as session:
+        with Session(reader(self.engine)) as session:
             generation = session.exec(
                 select(RuntimeGeneration.generation).where(RuntimeGeneration.id == 1)
             ).first() or 0
