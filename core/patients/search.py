@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.sql import Select
+from sqlmodel import col
 
 from core.models.patient import Patient, PatientIdentifier, PatientPhone, PatientSearchKey
 
@@ -132,8 +133,10 @@ def name_filter(clinic_id: int, query: str) -> ColumnElement[bool]:
 
 
 def phone_filter(clinic_id: int, digits: str) -> ColumnElement[bool]:
+    """Patients with a phone containing the run ``digits``. On PostgreSQL a trigram index serves the
+    ``LIKE '%...%'``; on SQLite it is a scan of the phone rows (see the patient search benchmark)."""
     phones = select(PatientPhone.patient_id).where(
-        PatientPhone.clinic_id == clinic_id, PatientPhone.digits.like(f"%{digits}%")  # type: ignore[attr-defined]
+        PatientPhone.clinic_id == clinic_id, col(PatientPhone.digits).like(f"%{digits}%")
     )
     return Patient.id.in_(phones)  # type: ignore[attr-defined]
 
@@ -158,15 +161,21 @@ def tag_filter(dialect: str, tag: str) -> ColumnElement[bool]:
     return exists(select(1).select_from(each).where(each.c.value == tag))
 
 
+SUMMARY_COLUMNS = ("id", "chart_number", "family_name", "given_name", "family_name_latin", "given_name_latin",
+                   "birth_date", "sex", "vip", "tags", "status", "deleted_at", "delete_reason", "version")
+
+
 def base_query(clinic_id: int, status: str | None) -> Select[Any]:
-    stmt = select(Patient).where(Patient.clinic_id == clinic_id)
+    """The columns a result row shows, plus ``total``: the number of matches over all pages."""
+    columns = [getattr(Patient, name) for name in SUMMARY_COLUMNS]
+    stmt = select(*columns, func.count().over().label("total")).where(Patient.clinic_id == clinic_id)
     if status is not None:
         stmt = stmt.where(Patient.status == status)
     return stmt
 
 
 def count_of(stmt: Select[Any]) -> Select[Any]:
-    return select(func.count()).select_from(stmt.order_by(None).subquery())
+    return select(func.count()).select_from(stmt.order_by(None).limit(None).offset(None).subquery())
 
 
 def phones_of(ids: list[uuid.UUID]) -> Select[Any]:

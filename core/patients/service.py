@@ -34,6 +34,7 @@ from core.patients.schemas import (
     PatientCreate,
     PatientOut,
     PatientPage,
+    PatientSummary,
     PatientUpdate,
 )
 from plugin_sdk.contributions import IdentifierType
@@ -468,11 +469,18 @@ class PatientService:
         if vip is not None:
             stmt = stmt.where(Patient.vip == vip)
         errors.raise_if_any()
-        with Session(self.engine) as session:
-            total = session.scalar(search.count_of(stmt)) or 0
-            page = stmt.order_by(Patient.family_name, Patient.given_name, Patient.chart_number)
-            patients = list(session.scalars(page.limit(limit).offset(offset)).all())
-            items = records.summaries(session, patients)
+        page = stmt.order_by(Patient.family_name, Patient.given_name, Patient.chart_number).limit(limit).offset(offset)
+        with self.engine.connect() as connection:
+            rows = connection.execute(page).all()
+            if rows:
+                total = rows[0].total
+            else:
+                total = connection.execute(search.count_of(stmt)).scalar_one() if offset else 0
+            phones: dict[uuid.UUID, list[str]] = {}
+            if rows:
+                for patient_id, e164 in connection.execute(search.phones_of([r.id for r in rows])):
+                    phones.setdefault(patient_id, []).append(e164)
+        items = [PatientSummary.model_validate({**r._mapping, "phones": phones.get(r.id, [])}) for r in rows]
         return PatientPage(items=items, total=int(total), limit=limit, offset=offset)
 
     def history(self, clinic_id: int, patient_id: uuid.UUID, *, limit: int = 100,

@@ -432,3 +432,16 @@ def test_a_patient_of_another_clinic_is_not_found(world):
     with Session(world.praxis.engine) as session:
         assert session.exec(select(ChartSequence.clinic_id)).all() == [world.other_clinic_id]
         assert len(session.exec(select(PatientPhone)).all()) == 0
+
+
+def test_phone_search_follows_changes_and_is_indexed_on_postgresql(world, db_url):
+    p = world.create(phones=[{"number": "+36301234567"}])
+    world.svc.update(world.clinic_id, p.id, PatientUpdate(version=1, phones=[{"number": "+36209876543"}]),
+                     world.actor)
+    assert found(world, phone="1234567") == set()
+    assert found(world, phone="9876543") == {"Kovács Anna"}
+    assert found(world, phone="06 20 987") == {"Kovács Anna"}
+    if not db_url.startswith("sqlite"):
+        with Session(world.praxis.engine) as session:
+            names = session.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'core_patient_phone'"))
+            assert "ix_core_patient_phone_digits_trgm" in set(names.scalars())
