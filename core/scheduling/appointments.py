@@ -10,7 +10,7 @@ veto, takes the doctor's and room's booking locks and looks for overlaps (409 li
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -685,15 +685,3 @@ def history(praxis: Praxis, clinic_id: int, appointment_id: int) -> list[dict[st
                             .order_by(col(AppointmentChange.id))).all()
         return [{"id": r.id, "at": r.at.isoformat(), "actor_id": r.actor_id, "actor_name": r.actor_name,
                  "action": r.action, "before": r.before, "after": r.after} for r in rows]
-
-
-def busy(session: Session, clinic_id: int, doctor_ids: Iterable[int], start: datetime, end: datetime,
-         room_ids: Iterable[int] = ()) -> list[Appointment]:
-    """Active appointments of these doctors or rooms overlapping the range (for free-slot search)."""
-    who = [col(Appointment.doctor_id).in_(list(doctor_ids))]
-    rooms = list(room_ids)
-    if rooms:
-        who.append(col(Appointment.room_id).in_(rooms))
-    return list(session.exec(select(Appointment).where(
-        Appointment.clinic_id == clinic_id, Appointment.active == True,  # noqa: E712
-        col(Appointment.start_at) < end, col(Appointment.end_at) > start, or_(*who))).all())

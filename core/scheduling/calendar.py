@@ -90,6 +90,11 @@ class ClinicCalendar:
     weekly_breaks: dict[tuple[int, int], list[ScheduleBreak]] = field(default_factory=dict)
     dated_breaks: dict[tuple[int, date], list[ScheduleBreak]] = field(default_factory=dict)
     _public: dict[int, PublicCalendar] = field(default_factory=dict)
+    _instants: dict[tuple[date, time], int] = field(default_factory=dict)
+    _days: dict[date, DayInfo] = field(default_factory=dict)
+    _clinic_day: dict[date, list[Interval] | None] = field(default_factory=dict)
+    _weekly: dict[tuple[int, int], list[tuple[time, time, int | None, date | None, date | None]]] | None = None
+    _offsets: dict[date, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session, clinic: Clinic, doctor_ids: Iterable[int] | None, first: date,
@@ -130,7 +135,44 @@ class ClinicCalendar:
             self._public[year] = public_calendar(self.clinic.country, year, self.clinic.locale)
         return self._public[year]
 
+    def instant(self, day: date, at: time) -> int:
+        """``local_instant`` memoised: every doctor shares the clinic's days and usual hours."""
+        key = (day, at)
+        value = self._instants.get(key)
+        if value is None:
+            value = self._instants[key] = local_instant(day, at, self.tz)
+        return value
+
+    def offset_at(self, moment: int) -> int:
+        """The zone's UTC offset in seconds at an instant."""
+        return int(datetime.fromtimestamp(moment, self.tz).utcoffset().total_seconds())  # type: ignore[union-attr]
+
+    def working_offset(self, day: date, moment: int) -> int:
+        """The UTC offset during working hours of ``day`` (clocks change at night; checked for the first
+        instant asked about that day)."""
+        offset = self._offsets.get(day)
+        if offset is None:
+            offset = self._offsets[day] = self.offset_at(moment)
+        return offset
+
+    def _templates_for(self, doctor_id: int, weekday: int) -> list[tuple[time, time, int | None, date | None,
+                                                                         date | None]]:
+        if self._weekly is None:
+            weekly: dict[tuple[int, int], list[tuple[time, time, int | None, date | None, date | None]]] = {}
+            for doctor, rows in self.templates.items():
+                for t in rows:
+                    weekly.setdefault((doctor, t.weekday), []).append(
+                        (t.start_time, t.end_time, t.room_id, t.valid_from, t.valid_to))
+            self._weekly = weekly
+        return self._weekly.get((doctor_id, weekday), [])
+
     def day_info(self, day: date) -> DayInfo:
+        cached = self._days.get(day)
+        if cached is None:
+            cached = self._days[day] = self._day_info(day)
+        return cached
+
+    def _day_info(self, day: date) -> DayInfo:
         public = self.public(day.year)
         own = self.days.get(day)
         weekday = public.weekday_for(day)
@@ -148,8 +190,10 @@ class ClinicCalendar:
             return []
         if not self.hours:
             return None
-        return sorted((local_instant(info.day, s, self.tz), local_instant(info.day, e, self.tz))
-                      for s, e in self.hours.get(info.weekday, []))
+        if info.day not in self._clinic_day:
+            self._clinic_day[info.day] = sorted((self.instant(info.day, s), self.instant(info.day, e))
+                                                for s, e in self.hours.get(info.weekday, []))
+        return self._clinic_day[info.day]
 
     def doctor_intervals(self, doctor_id: int, day: date, *, with_breaks: bool = True) -> list[WorkInterval]:
         """The doctor's working time on ``day`` as instants, after clinic hours, days off and breaks."""
@@ -164,9 +208,9 @@ class ClinicCalendar:
             raw = [(e.start_time, e.end_time, e.room_id) for e in exceptions
                    if e.start_time is not None and e.end_time is not None]
         else:
-            raw = [(t.start_time, t.end_time, t.room_id) for t in self.templates.get(doctor_id, [])
-                   if t.weekday == info.weekday and (t.valid_from is None or t.valid_from <= day)
-                   and (t.valid_to is None or day <= t.valid_to)]
+            raw = [(start_t, end_t, room_id)
+                   for start_t, end_t, room_id, valid_from, valid_to in self._templates_for(doctor_id, info.weekday)
+                   if (valid_from is None or valid_from <= day) and (valid_to is None or day <= valid_to)]
         if not raw:
             return []
         clinic = self.clinic_intervals(info)
@@ -174,10 +218,10 @@ class ClinicCalendar:
         if with_breaks:
             breaks = self.weekly_breaks.get((doctor_id, info.weekday), []) + self.dated_breaks.get((doctor_id, day), [])
             for b in breaks:
-                cuts.append((local_instant(day, b.start_time, self.tz), local_instant(day, b.end_time, self.tz)))
+                cuts.append((self.instant(day, b.start_time), self.instant(day, b.end_time)))
         out: list[WorkInterval] = []
         for start_t, end_t, room_id in raw:
-            pieces = [(local_instant(day, start_t, self.tz), local_instant(day, end_t, self.tz))]
+            pieces = [(self.instant(day, start_t), self.instant(day, end_t))]
             if clinic is not None:
                 pieces = intersect(pieces, clinic)
             if cuts:

@@ -15,9 +15,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import BigInteger, Integer, cast, func
+from sqlmodel import Session, col, or_, select
+
 from core.clock import now
 from core.db import transaction
-from core.scheduling.appointments import busy
+from core.models.appointment import Appointment
 from core.scheduling.calendar import ClinicCalendar, Interval, subtract, to_epoch
 from core.scheduling.errors import FieldErrors
 from core.scheduling.schedules import get_clinic
@@ -28,6 +31,29 @@ if TYPE_CHECKING:
 MAX_DAYS = 62
 MAX_DOCTORS = 100
 _DAY = 86400
+
+
+def _epoch(session: Session, column: Any) -> Any:
+    """The column as integer epoch seconds, computed by the database (parsing thousands of datetimes in
+    Python would cost more than the whole search)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return cast(func.strftime("%s", column), Integer)
+    return cast(func.extract("epoch", column), BigInteger)
+
+
+def busy(session: Session, clinic_id: int, doctor_ids: list[int], start: datetime, end: datetime,
+         room_ids: list[int] | tuple[()] = ()) -> list[tuple[int, int | None, int, int]]:
+    """``(doctor_id, room_id, start, end)`` (epoch seconds) of the active appointments of these doctors or
+    rooms overlapping the range."""
+    who = [col(Appointment.doctor_id).in_(doctor_ids)]
+    if room_ids:
+        who.append(col(Appointment.room_id).in_(list(room_ids)))
+    rows = session.exec(select(Appointment.doctor_id, Appointment.room_id, _epoch(session, Appointment.start_at),
+                               _epoch(session, Appointment.end_at))
+                        .where(Appointment.clinic_id == clinic_id, Appointment.active == True,  # noqa: E712
+                               col(Appointment.start_at) < end,
+                               col(Appointment.end_at) > start, or_(*who))).all()
+    return [(int(d), r, int(s), int(e)) for d, r, s, e in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +93,6 @@ def find(calendar: ClinicCalendar, busy_by_doctor: dict[int, _Busy], busy_by_roo
          doctor_ids: list[int], duration: int, first: date, last: date, step: int, not_before: int,
          room_id: int | None = None) -> list[Slot]:
     """The pure computation (seconds throughout). Slots start on multiples of ``step`` in local time."""
-    tz = calendar.tz
     slots: list[Slot] = []
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     for doctor_id in doctor_ids:
@@ -85,7 +110,7 @@ def find(calendar: ClinicCalendar, busy_by_doctor: dict[int, _Busy], busy_by_roo
                 for free_start, free_end in free:
                     if free_end - free_start < duration:
                         continue
-                    offset = int(datetime.fromtimestamp(free_start, tz).utcoffset().total_seconds())  # type: ignore[union-attr]
+                    offset = calendar.working_offset(day, free_start)
                     t = -((-(free_start + offset)) // step) * step - offset  # round up to the local grid
                     while t + duration <= free_end:
                         slots.append(Slot(doctor_id, t, t + duration, use_room))
@@ -122,14 +147,14 @@ def search(praxis: Praxis, clinic_id: int, doctor_ids: list[int], duration_minut
         rooms |= {e.room_id for rows in calendar.exceptions.values() for e in rows if e.room_id is not None}
         if room_id is not None:
             rooms.add(room_id)
-        taken = busy(session, clinic_id, doctor_ids, range_start, range_end, rooms)
+        taken = busy(session, clinic_id, doctor_ids, range_start, range_end, sorted(rooms))
     by_doctor: dict[int, list[Interval]] = defaultdict(list)
     by_room: dict[int, list[Interval]] = defaultdict(list)
-    for a in taken:
-        interval = (to_epoch(a.start_at), to_epoch(a.end_at))
-        by_doctor[a.doctor_id].append(interval)
-        if a.room_id is not None:
-            by_room[a.room_id].append(interval)
+    for doctor_id, booked_room, start_at, end_at in taken:
+        interval = (start_at, end_at)
+        by_doctor[doctor_id].append(interval)
+        if booked_room is not None:
+            by_room[booked_room].append(interval)
     not_before = 0 if include_past else to_epoch(now())
     slots = find(calendar, {d: _Busy(v) for d, v in by_doctor.items()}, {r: _Busy(v) for r, v in by_room.items()},
                  sorted(set(doctor_ids)), duration_minutes * 60, first, last, step_minutes * 60, not_before, room_id)
