@@ -1,0 +1,3 @@
+"""Praxis messaging plugin: SMS to patients through QuickTelecom (Russia)."""
+
+__version__ = "1.0.0"
