@@ -235,7 +235,6 @@ def user_page(*, allow_powerless: bool = False) -> Callable[..., Any]:
     async def dependency(request: Request) -> Page:
         principal = await _principal(request)
         if not allow_powerless and not any(principal.permissions.values()):
-            _build_page(request, principal, None)
             raise PageError(403, "forbidden")
         return _build_page(request, principal, None)
 
