@@ -236,7 +236,8 @@ class OutboxInspector:
             return list(session.exec(query.order_by(col(OutboxItem.created_at), col(OutboxItem.id))).all())
 
     def run(self, *, max_rounds: int = 100) -> int:
-        """Let a worker process everything due now, round after round, until nothing due is left.
+        """Let a worker process everything due now, round after round, until nothing due is left. Each round
+        also runs the periodic jobs due at the current (test) time.
 
         Items waiting for a later retry stay pending: move ``praxis_clock`` forward and call ``run`` again.
         Returns how many items were processed.
