@@ -12,6 +12,7 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	bash scripts/install-browser.sh
 
 demo: install
 	$(BIN)/praxis db upgrade

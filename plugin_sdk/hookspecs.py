@@ -161,7 +161,7 @@ def praxis_test_connection(ctx: PluginContext, settings: Any) -> ConnectionCheck
 def praxis_on_event(ctx: PluginContext, event: DomainEvent) -> None:
     """Called by the outbox worker, after commit, for each domain event of a clinic where the plugin is
     enabled; at least once, so be idempotent on ``event.id``. Raise ``RetryableError`` to be called
-    again later; any other exception is retried too and counted against the plugin."""
+    again later; any other exception is retried too and counted against the plugin. Returns nothing."""
 
 
 # --- Providers -------------------------------------------------------------------------------------

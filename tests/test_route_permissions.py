@@ -36,6 +36,7 @@ PUBLIC: dict[tuple[str, str], str] = {
 PUBLIC_PREFIXES: dict[str, str] = {
     "/login": "the UI's login page",
     "/static": "stylesheets, scripts and images",
+    "/language": "choosing the UI language works before logging in",
 }
 # Need a login but no permission: each acts only on the caller's own account.
 SELF_SERVICE: dict[tuple[str, str], str] = {
@@ -45,6 +46,9 @@ SELF_SERVICE: dict[tuple[str, str], str] = {
     ("GET", "/api/auth/tokens"): "list my own API tokens",
     ("POST", "/api/auth/tokens"): "create an API token for myself (with at most my own permissions)",
     ("DELETE", "/api/auth/tokens/{token_id}"): "revoke one of my own API tokens",
+    ("POST", "/logout"): "end my own UI session",
+    ("GET", "/account/password"): "the form to change my own password",
+    ("POST", "/account/password"): "change my own password from the UI",
 }
 SKIP_PATHS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 METHODS_SKIPPED = {"HEAD", "OPTIONS"}

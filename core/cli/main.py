@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from core.cli import audit, keys, plugins, serve
+from core.cli import audit, demo, keys, plugins, serve
 from core.cli import db as db_cli
 from core.cli import plugin_new
 from core.cli import users as users_cli
@@ -26,6 +26,7 @@ cli.add_command(serve.serve)
 cli.add_command(plugins.plugins)
 cli.add_command(audit.audit_group)
 cli.add_command(keys.keys_group)
+cli.add_command(demo.demo)
 cli.add_command(users_cli.users)
 cli.add_command(users_cli.clinics)
 cli.add_command(worker_cli.worker)

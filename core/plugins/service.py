@@ -210,11 +210,14 @@ class PluginService:
         except ValidationError as exc:
             raise plugin_settings.SettingsInvalid(plugin_settings.field_errors(exc)) from exc
         extra: list[FieldError] = []
-        for result in self.runtime.call("praxis_validate_settings", clinic_id, only=[name], settings=model):
-            if result.error and result.value is None:
-                extra.append(FieldError("__all__", result.error, "plugin_failed"))
-            elif result.value:
-                extra.extend(result.value)
+        # Settings are checked whether or not the plugin is enabled yet: admins configure before enabling.
+        for plugin, impl in self.runtime.implementations("praxis_validate_settings", [name]):
+            given = {"ctx": self.runtime.context(plugin, clinic_id), "settings": model}
+            try:
+                extra.extend(impl.function(*[given[a] for a in impl.argnames]) or [])
+            except Exception as exc:
+                extra.append(FieldError("__all__", f"{self.runtime.title(plugin)} could not check the settings: "
+                                                   f"{type(exc).__name__}: {exc}", "plugin_failed"))
         if extra:
             raise plugin_settings.SettingsInvalid(extra)
         return model
