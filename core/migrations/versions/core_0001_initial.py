@@ -2,7 +2,7 @@
 
 Revision ID: core_0001
 Revises:
-Create Date: 2026-11-22 03:34:45.644790+00:00
+Create Date: 2026-11-22 04:03:45.570538+00:00
 
 """
 
@@ -166,7 +166,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("clinic_id", sa.Integer(), nullable=False),
         sa.Column("rrule", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
-        sa.Column("first_start_local", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("first_start_local", sa.DateTime(timezone=True), nullable=False),
         sa.Column("duration_minutes", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
