@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-
-from pypinyin import Style, lazy_pinyin, pinyin
+from functools import cache
+from types import ModuleType
 
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 KEEP = re.compile(r"[a-z0-9]+")
@@ -22,10 +22,20 @@ def _plain(syllable: str) -> str:
     return "".join(KEEP.findall(syllable.lower()))
 
 
+@cache
+def _pypinyin() -> ModuleType:
+    # pypinyin loads its dictionaries (about a second) on import: only pay that when a Han name is saved,
+    # not at every app start.
+    import pypinyin
+
+    return pypinyin
+
+
 def first_character_readings(char: str) -> list[str]:
     """Every toneless reading of one Han character, the usual one first."""
-    usual = lazy_pinyin(char, style=Style.NORMAL)[0]
-    readings = [usual, *pinyin(char, style=Style.NORMAL, heteronym=True)[0]]
+    p = _pypinyin()
+    usual = p.lazy_pinyin(char, style=p.Style.NORMAL)[0]
+    readings = [usual, *p.pinyin(char, style=p.Style.NORMAL, heteronym=True)[0]]
     return list(dict.fromkeys(_plain(r) for r in readings if _plain(r)))
 
 
@@ -36,7 +46,8 @@ def name_search_keys(text: str) -> list[str]:
     name = "".join(unicodedata.normalize("NFKC", text).split())
     if not HAN.search(name):
         return []
-    syllables = [_plain(s) for s in lazy_pinyin(name, style=Style.NORMAL)]
+    p = _pypinyin()
+    syllables = [_plain(s) for s in p.lazy_pinyin(name, style=p.Style.NORMAL)]
     variants = [syllables]
     if HAN.match(name[0]):
         variants = [[reading, *syllables[1:]] for reading in first_character_readings(name[0])]
