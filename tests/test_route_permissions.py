@@ -31,6 +31,8 @@ from tests.conftest import add_clinic
 PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/health"): "liveness and per-plugin health for monitoring; no patient or clinic data",
     ("POST", "/api/auth/login"): "logging in; throttled, same-origin only",
+    ("POST", "/api/messaging/callbacks/{plugin}/{clinic_id}"): "vendors' delivery reports and replies; the provider "
+    "plugin checks each callback's signature or secret (403 if forged), 404 unless enabled in the clinic",
 }
 # Paths of pages that must work without a session (the login page itself and its assets).
 PUBLIC_PREFIXES: dict[str, str] = {

@@ -50,6 +50,9 @@ CORE_PERMISSIONS: tuple[PermissionInfo, ...] = tuple(PermissionInfo(code, title)
     ("appointments.edit", N_("Book, move and cancel appointments")),
     ("appointments.overbook", N_("Book over an existing appointment (overbooking)")),
     ("schedules.manage", N_("Change working schedules, rooms and days off")),
+    ("messaging.view", N_("See messages to patients, their statuses and replies")),
+    ("messaging.send", N_("Send messages to patients, retry or resolve failed ones, record opt-outs")),
+    ("messaging.manage", N_("Change reminder rules, message templates, quiet hours and reply settings")),
 ])
 CORE_CODES = frozenset(p.code for p in CORE_PERMISSIONS)
 
@@ -67,14 +70,15 @@ BUILTIN_ROLES: dict[str, BuiltinRole] = {r.code: r for r in [
     BuiltinRole(ADMIN, N_("Administrator"), None),
     BuiltinRole("doctor", N_("Doctor"), frozenset({
         "clinics.view", "patients.view", "patients.edit", "patients.view_identifiers",
-        "appointments.view", "appointments.edit", "appointments.overbook",
+        "appointments.view", "appointments.edit", "appointments.overbook", "messaging.view",
     })),
     BuiltinRole("assistant", N_("Assistant"), frozenset({
         "clinics.view", "patients.view", "patients.edit", "appointments.view", "appointments.edit",
+        "messaging.view",
     })),
     BuiltinRole("receptionist", N_("Receptionist"), frozenset({
         "clinics.view", "patients.view", "patients.edit", "patients.view_identifiers",
-        "appointments.view", "appointments.edit",
+        "appointments.view", "appointments.edit", "messaging.view", "messaging.send",
     })),
 ]}
 

@@ -21,6 +21,16 @@ from core.models.auth import (  # noqa: F401
     UserPermissionOverride,
 )
 from core.models.clinic import Clinic
+from core.models.messaging import (  # noqa: F401
+    InboundReply,
+    Message,
+    MessageBatch,
+    MessageRule,
+    MessageTemplate,
+    MessagingSettings,
+    OptOut,
+    QuietHours,
+)
 from core.models.outbox import JobRun, OutboxItem, OutboxStatus
 from core.models.patient import (  # noqa: F401
     ChartSequence,

@@ -43,7 +43,7 @@ from core.clock import now
 from core.db import transaction
 from core.events import EVENT_TOPIC
 from core.models.outbox import OutboxItem, OutboxStatus
-from core.outbox import calls
+from core.outbox import calls, core_handlers
 from core.outbox.admin import purge
 from core.outbox.periodic import Scheduler
 from plugin_sdk.context import OutboxMessage
@@ -271,6 +271,8 @@ class Worker:
             return Outcome(item.id, OutboxStatus.dead, "dead", last_error=(
                 f"gave up after {item.max_attempts} attempts; the last worker stopped before finishing "
                 f"(lease expired). Previous error: {item.last_error or 'none'}"))
+        if plugin == core_handlers.CORE_PLUGIN:  # the core's own work: no plugin to check (see core_handlers)
+            return self._invoke(item, opened)
         loaded = runtime.get(plugin)
         if loaded is None:
             return Outcome(item.id, OutboxStatus.done, "skipped", result={"skipped": "plugin not installed"})
@@ -288,6 +290,11 @@ class Worker:
             if snap.circuit_open(clinic_id, plugin, runtime.circuit_cooldown, at):
                 assert health is not None and health.opened_at is not None
                 return self._postpone(item, health.opened_at + runtime.circuit_cooldown)
+        return self._invoke(item, opened)
+
+    def _invoke(self, item: OutboxItem, opened: set[tuple[int | None, str]]) -> Outcome:
+        runtime = self.praxis.runtime
+        plugin, clinic_id = item.plugin, item.clinic_id
         try:
             function, args = self._target(item)
         except _Undeliverable as exc:
@@ -308,13 +315,16 @@ class Worker:
         except (Exception, SystemExit) as exc:
             log.warning("outbox item %s (%s/%s) failed", item.id, plugin, item.topic, exc_info=True)
             return self._retry(item, f"{type(exc).__name__}: {exc}", None, opened)
-        if clinic_id is not None:
+        if clinic_id is not None and plugin != core_handlers.CORE_PLUGIN:
             runtime.health.record_success(clinic_id, plugin)
         return Outcome(item.id, OutboxStatus.done, "done", result=_result(value))
 
     def _target(self, item: OutboxItem) -> tuple[Any, list[Any]]:
         runtime = self.praxis.runtime
-        ctx = runtime.context(item.plugin, item.clinic_id if item.clinic_id is not None else 0)
+        if item.plugin == core_handlers.CORE_PLUGIN:
+            ctx = None  # no plugin: a core handler builds the context of the plugin it calls
+        else:
+            ctx = runtime.context(item.plugin, item.clinic_id if item.clinic_id is not None else 0)
         if item.topic == EVENT_TOPIC:
             implementations = runtime.implementations("praxis_on_event", [item.plugin])
             if not implementations:
@@ -326,14 +336,19 @@ class Worker:
             _, impl = implementations[0]
             given = {"ctx": ctx, "event": event}
             return impl.function, [given[a] for a in impl.argnames]
-        handler = self.handlers.get(item.plugin, {}).get(item.topic)
-        if handler is None:
-            raise _Undeliverable(f"plugin {item.plugin} has no outbox handler for topic {item.topic!r}")
         message = OutboxMessage(
             id=item.id, topic=item.topic, clinic_id=item.clinic_id, payload=dict(item.payload),
             attempt=item.attempts, idempotency_key=str(item.id), created_at=item.created_at,
             extra={"dedupe_key": item.dedupe_key} if item.dedupe_key else {},
         )
+        if core_handlers.is_core_topic(item.topic):
+            core_handler = core_handlers.get(item.topic)
+            if core_handler is None:
+                raise _Undeliverable(f"the core has no handler for topic {item.topic!r}")
+            return core_handler, [self.praxis, message, item.plugin]
+        handler = self.handlers.get(item.plugin, {}).get(item.topic)
+        if handler is None:
+            raise _Undeliverable(f"plugin {item.plugin} has no outbox handler for topic {item.topic!r}")
         return handler, [ctx, message]
 
     def _retry(self, item: OutboxItem, error: str, retry_after: float | None,
@@ -350,7 +365,7 @@ class Worker:
         return Outcome(item.id, OutboxStatus.pending, "postponed", available_at=max(until, now()), undo_attempt=True)
 
     def _count_failure(self, item: OutboxItem, error: str, opened: set[tuple[int | None, str]]) -> None:
-        if item.clinic_id is None:
+        if item.clinic_id is None or item.plugin == core_handlers.CORE_PLUGIN:
             return
         runtime = self.praxis.runtime
         # A failure while the circuit is half-open (cooldown over, not yet reset) opens it again at once.

@@ -2,7 +2,7 @@
 
 Revision ID: core_0001
 Revises:
-Create Date: 2026-11-22 04:03:45.570538+00:00
+Create Date: 2026-11-22 04:07:12.848568+00:00
 
 """
 
@@ -317,6 +317,101 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_core_membership_role_id"), ["role_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_core_membership_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "core_message_batch",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("description", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("filters", sa.JSON(), nullable=False),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("skipped", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("core_message_batch", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_message_batch_clinic_id"), ["clinic_id"], unique=False)
+
+    op.create_table(
+        "core_message_quiet_hours",
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("start", sa.Time(), nullable=False),
+        sa.Column("end", sa.Time(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.PrimaryKeyConstraint("clinic_id"),
+    )
+    op.create_table(
+        "core_message_rule",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("filters", sa.JSON(), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("template_code", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("set_communication_status", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("clinic_id", "name", name="ux_core_message_rule_name"),
+    )
+    with op.batch_alter_table("core_message_rule", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_message_rule_clinic_id"), ["clinic_id"], unique=False)
+
+    op.create_table(
+        "core_message_template",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("clinic_id", "code", "language", "channel", name="ux_core_message_template"),
+    )
+    with op.batch_alter_table("core_message_template", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_message_template_clinic_id"), ["clinic_id"], unique=False)
+
+    op.create_table(
+        "core_messaging_settings",
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("replies_enabled", sa.Boolean(), nullable=False),
+        sa.Column("confirm_replies", sa.JSON(), nullable=False),
+        sa.Column("cancel_replies", sa.JSON(), nullable=False),
+        sa.Column("cancel_reason", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("confirmed_communication_status", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("reply_window_hours", sa.Integer(), nullable=False),
+        sa.Column("link", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.PrimaryKeyConstraint("clinic_id"),
+    )
     op.create_table(
         "core_outbox",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -657,6 +752,29 @@ def upgrade() -> None:
         batch_op.create_index("ix_core_doctor_schedule_doctor", ["clinic_id", "doctor_id"], unique=False)
 
     op.create_table(
+        "core_message_opt_out",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("note", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["core_patient.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("patient_id", "channel", name="ux_core_message_opt_out"),
+    )
+    with op.batch_alter_table("core_message_opt_out", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_message_opt_out_clinic_id"), ["clinic_id"], unique=False)
+
+    op.create_table(
         "core_patient_alert",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("clinic_id", sa.Integer(), nullable=False),
@@ -912,6 +1030,80 @@ def upgrade() -> None:
         batch_op.create_index("ix_core_appointment_change_appt", ["appointment_id", "id"], unique=False)
 
     op.create_table(
+        "core_message",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=True),
+        sa.Column("appointment_id", sa.Integer(), nullable=True),
+        sa.Column("rule_id", sa.Integer(), nullable=True),
+        sa.Column("batch_id", sa.Uuid(), nullable=True),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("recipient_kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("guardian_id", sa.Uuid(), nullable=True),
+        sa.Column("recipient_name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("address", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("length", sa.Integer(), nullable=False),
+        sa.Column("segments", sa.Integer(), nullable=False),
+        sa.Column("encoding", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("error_code", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+        sa.Column("provider_plugin", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("vendor_message_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("idempotency_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("dedupe_key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("set_communication_status", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("outbox_item_id", sa.Uuid(), nullable=True),
+        sa.Column("planned_for", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("polled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("resolved_by", sa.Integer(), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["appointment_id"],
+            ["core_appointment.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["batch_id"],
+            ["core_message_batch.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["core_patient.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["rule_id"],
+            ["core_message_rule.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("dedupe_key"),
+        sa.UniqueConstraint("idempotency_key"),
+    )
+    with op.batch_alter_table("core_message", schema=None) as batch_op:
+        batch_op.create_index("ix_core_message_address", ["clinic_id", "address", "sent_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_core_message_appointment_id"), ["appointment_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_core_message_batch_id"), ["batch_id"], unique=False)
+        batch_op.create_index("ix_core_message_clinic_created", ["clinic_id", "created_at"], unique=False)
+        batch_op.create_index("ix_core_message_clinic_status", ["clinic_id", "status", "planned_for"], unique=False)
+        batch_op.create_index(batch_op.f("ix_core_message_patient_id"), ["patient_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_core_message_rule_id"), ["rule_id"], unique=False)
+        batch_op.create_index("ix_core_message_vendor", ["provider_plugin", "vendor_message_id"], unique=False)
+
+    op.create_table(
         "core_waitlist_entry",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("clinic_id", sa.Integer(), nullable=False),
@@ -954,15 +1146,69 @@ def upgrade() -> None:
     with op.batch_alter_table("core_waitlist_entry", schema=None) as batch_op:
         batch_op.create_index("ix_core_waitlist_clinic_state", ["clinic_id", "state", "desired_date"], unique=False)
 
+    op.create_table(
+        "core_message_reply",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("plugin", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("sender", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("vendor_message_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("message_id", sa.Uuid(), nullable=True),
+        sa.Column("appointment_id", sa.Integer(), nullable=True),
+        sa.Column("patient_id", sa.Uuid(), nullable=True),
+        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["appointment_id"],
+            ["core_appointment.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["core_message.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["core_patient.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("clinic_id", "plugin", "vendor_message_id", name="ux_core_message_reply_vendor"),
+    )
+    with op.batch_alter_table("core_message_reply", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_message_reply_appointment_id"), ["appointment_id"], unique=False)
+        batch_op.create_index("ix_core_message_reply_clinic", ["clinic_id", "received_at"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("core_message_reply", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_message_reply_clinic")
+        batch_op.drop_index(batch_op.f("ix_core_message_reply_appointment_id"))
+
+    op.drop_table("core_message_reply")
     with op.batch_alter_table("core_waitlist_entry", schema=None) as batch_op:
         batch_op.drop_index("ix_core_waitlist_clinic_state")
 
     op.drop_table("core_waitlist_entry")
+    with op.batch_alter_table("core_message", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_message_vendor")
+        batch_op.drop_index(batch_op.f("ix_core_message_rule_id"))
+        batch_op.drop_index(batch_op.f("ix_core_message_patient_id"))
+        batch_op.drop_index("ix_core_message_clinic_status")
+        batch_op.drop_index("ix_core_message_clinic_created")
+        batch_op.drop_index(batch_op.f("ix_core_message_batch_id"))
+        batch_op.drop_index(batch_op.f("ix_core_message_appointment_id"))
+        batch_op.drop_index("ix_core_message_address")
+
+    op.drop_table("core_message")
     with op.batch_alter_table("core_appointment_change", schema=None) as batch_op:
         batch_op.drop_index("ix_core_appointment_change_appt")
 
@@ -1013,6 +1259,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_core_patient_alert_patient_id"))
 
     op.drop_table("core_patient_alert")
+    with op.batch_alter_table("core_message_opt_out", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_message_opt_out_clinic_id"))
+
+    op.drop_table("core_message_opt_out")
     with op.batch_alter_table("core_doctor_schedule", schema=None) as batch_op:
         batch_op.drop_index("ix_core_doctor_schedule_doctor")
 
@@ -1068,6 +1318,20 @@ def downgrade() -> None:
         batch_op.drop_index("ix_core_outbox_claim")
 
     op.drop_table("core_outbox")
+    op.drop_table("core_messaging_settings")
+    with op.batch_alter_table("core_message_template", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_message_template_clinic_id"))
+
+    op.drop_table("core_message_template")
+    with op.batch_alter_table("core_message_rule", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_message_rule_clinic_id"))
+
+    op.drop_table("core_message_rule")
+    op.drop_table("core_message_quiet_hours")
+    with op.batch_alter_table("core_message_batch", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_message_batch_clinic_id"))
+
+    op.drop_table("core_message_batch")
     with op.batch_alter_table("core_membership", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_core_membership_user_id"))
         batch_op.drop_index(batch_op.f("ix_core_membership_role_id"))

@@ -1,0 +1,752 @@
+"""Turn rules into planned messages: ``core_message`` rows plus the outbox items that send them when due.
+
+Everything here runs inside the caller's transaction:
+
+* ``plan_appointments`` is called (through ``core.messaging.listener``) in the very transaction that books,
+  changes, moves, cancels or restores appointments. It computes, for every enabled appointment rule, which
+  messages the appointment should have now, and brings the stored ones in line: new ones are queued, moved
+  ones re-timed (their outbox item's ``available_at`` follows), unwanted ones cancelled. Messages already
+  handed to a vendor are never touched.
+* ``plan_daily`` plans the date-based rules (birthdays, recalls, N days after services) for one clinic day.
+* ``plan_event`` plans the rules listening to a domain event (``lab.result_ready``, a plugin's own event).
+* ``plan_manual`` queues a manual sending to a list of patients.
+
+A message's ``dedupe_key`` is ``<rule or batch>:<appointment or occurrence>:<recipient>`` and unique, and
+inserts use ``ON CONFLICT DO NOTHING``: planning twice (a job run twice, a worker restarted) never makes a
+second message. The work is set-based (a few queries per call whatever the number of appointments) so the
+same code plans one booking or a hundred thousand.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import extract, insert, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from core.clock import now
+from core.messaging import segments
+from core.messaging import templates as tpl
+from core.messaging.recipients import Contact, Recipient, choose
+from core.models.appointment import Appointment
+from core.models.auth import User
+from core.models.clinic import Clinic
+from core.models.messaging import (
+    APPOINTMENT_KINDS,
+    DAILY_KINDS,
+    Message,
+    MessageRule,
+    MessageStatus,
+    MessageTemplate,
+    MessagingSettings,
+    OptOut,
+    QuietHours,
+    RuleKind,
+)
+from core.models.outbox import OutboxItem, OutboxStatus
+from core.models.patient import Patient, PatientEmail, PatientGuardian, PatientPhone, PatientStatus
+
+CORE_PLUGIN = "core"  # the ``plugin`` of outbox items the core itself handles (see core.outbox.core_handlers)
+SEND_TOPIC = "core.message.send"
+SEND_MAX_ATTEMPTS = 20
+CHUNK = 400
+
+# Reasons a message was not sent that planning itself decided; such a message may be planned again (the
+# appointment is restored, the phone number corrected, the opt-out withdrawn).
+PLANNING_CODES = frozenset({"invalid_address", "no_address", "opted_out", "appointment_inactive",
+                            "appointment_moved", "too_late", "template_missing", "status_changed",
+                            "rule_disabled", "filtered"})
+
+
+# --- time helpers ----------------------------------------------------------------------------------
+
+
+def local_at(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """A clinic-local wall time as aware UTC (a skipped hour moves on, a repeated one takes the first)."""
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
+
+
+def parse_hhmm(value: Any, default: time = time(10, 0)) -> time:
+    if value in (None, ""):
+        return default
+    hh, mm = str(value).split(":")
+    return time(int(hh), int(mm))
+
+
+def out_of_quiet_hours(at: datetime, quiet: QuietHours | None, tz: ZoneInfo) -> datetime:
+    """``at``, or the end of the quiet hours it falls in."""
+    if quiet is None or not quiet.enabled or quiet.start == quiet.end:
+        return at
+    local = at.astimezone(tz)
+    t = local.time()
+    if quiet.start < quiet.end:
+        if quiet.start <= t < quiet.end:
+            return max(at, local_at(local.date(), quiet.end, tz))
+        return at
+    if t >= quiet.start:
+        return max(at, local_at(local.date() + timedelta(days=1), quiet.end, tz))
+    if t < quiet.end:
+        return max(at, local_at(local.date(), quiet.end, tz))
+    return at
+
+
+# --- what one planning call knows about the clinic ---------------------------------------------------
+
+
+@dataclass
+class ClinicPlan:
+    clinic: Clinic
+    tz: ZoneInfo
+    now: datetime
+    today: date
+    rules: list[MessageRule]
+    templates: dict[str, list[MessageTemplate]]
+    settings: MessagingSettings
+    quiet: QuietHours | None
+    _status_roles: dict[str, str | None] | None = None
+    _day_open: dict[date, bool] = field(default_factory=dict)
+    _calendar: Any = None
+    _calendar_days: tuple[date, date] = (date.min, date.min)
+
+    @classmethod
+    def load(cls, session: Session, clinic_id: int, kinds: Iterable[str] | None = None,
+             rule_ids: Iterable[int] | None = None) -> ClinicPlan | None:
+        clinic = session.get(Clinic, clinic_id)
+        if clinic is None:
+            return None
+        query = select(MessageRule).where(MessageRule.clinic_id == clinic_id, MessageRule.enabled == True)  # noqa: E712
+        if kinds is not None:
+            query = query.where(col(MessageRule.kind).in_(list(kinds)))
+        if rule_ids is not None:
+            query = query.where(col(MessageRule.id).in_(list(rule_ids)))
+        rules = list(session.exec(query.order_by(col(MessageRule.id))).all())
+        return cls.build(session, clinic, rules)
+
+    @classmethod
+    def build(cls, session: Session, clinic: Clinic, rules: list[MessageRule]) -> ClinicPlan:
+        assert clinic.id is not None
+        tz = ZoneInfo(clinic.timezone)
+        at = now()
+        codes = {r.template_code for r in rules}
+        templates: dict[str, list[MessageTemplate]] = defaultdict(list)
+        if codes:
+            for t in session.exec(select(MessageTemplate).where(MessageTemplate.clinic_id == clinic.id,
+                                                                col(MessageTemplate.code).in_(sorted(codes)))).all():
+                templates[t.code].append(t)
+        return cls(clinic, tz, at, at.astimezone(tz).date(), rules, dict(templates), settings_of(session, clinic.id),
+                   session.get(QuietHours, clinic.id))
+
+    def status_role(self, session: Session, code: str) -> str | None:
+        if self._status_roles is None:
+            from core.scheduling.options import Options
+
+            assert self.clinic.id is not None
+            self._status_roles = {o.code: o.role for o in Options(session, self.clinic.id).lists["status"]}
+        return self._status_roles.get(code)
+
+    def day_type(self, session: Session, day: date) -> str:
+        """'working' or 'holiday' (public holiday, clinic day off, or a day without opening hours)."""
+        if day not in self._day_open:
+            from core.scheduling.calendar import ClinicCalendar
+
+            if self._calendar is None or not self._calendar_days[0] <= day <= self._calendar_days[1]:
+                first, last = day - timedelta(days=31), day + timedelta(days=62)
+                self._calendar = ClinicCalendar.load(session, self.clinic, [], first, last)
+                self._calendar_days = (first, last)
+            info = self._calendar.day_info(day)
+            hours = self._calendar.clinic_intervals(info)
+            self._day_open[day] = info.open and hours != []
+        return "working" if self._day_open[day] else "holiday"
+
+    def template(self, code: str, language: str, channel: str) -> MessageTemplate | None:
+        """The template of ``code`` for the language (exact, then base language, then the clinic's) and the
+        channel (its own text first, then one for any channel)."""
+        rows = [t for t in self.templates.get(code) or [] if t.channel in (channel, "any")]
+        if not rows:
+            return None
+        wanted = _norm(language)
+        base, fallback = wanted.split("-")[0], _norm(self.clinic.locale).split("-")[0]
+
+        def rank(t: MessageTemplate) -> tuple[int, int, int]:
+            lang = _norm(t.language)
+            closeness = 0 if lang == wanted else 1 if lang.split("-")[0] == base else \
+                2 if lang.split("-")[0] == fallback else 3
+            return closeness, 0 if t.channel == channel else 1, t.id or 0
+
+        return min(rows, key=rank)
+
+
+def _norm(language: str | None) -> str:
+    return (language or "").replace("_", "-").lower()
+
+
+def settings_of(session: Session, clinic_id: int) -> MessagingSettings:
+    return session.get(MessagingSettings, clinic_id) or MessagingSettings(clinic_id=clinic_id)
+
+
+# --- what a rule wants -------------------------------------------------------------------------------
+
+
+@dataclass
+class Want:
+    """One message a rule (or a manual sending) wants for one patient, before recipients are chosen."""
+
+    prefix: str  # "r<rule id>" or "b<batch id>"
+    occurrence: str  # "a<appointment id>", "bday2026", "recall:a12", "e<event id>" ...
+    kind: str
+    planned_for: datetime
+    rule: MessageRule | None = None
+    patient_id: uuid.UUID | None = None
+    appointment: Appointment | None = None
+    expires_at: datetime | None = None
+    channel: str = "patient"
+    template_code: str | None = None
+    body: str | None = None  # manual sending without a template
+    subject: str | None = None
+    batch_id: uuid.UUID | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    link: str | None = None
+
+
+@dataclass
+class People:
+    """Patients, their addresses, guardians and opt-outs, loaded in bulk."""
+
+    patients: dict[uuid.UUID, Patient]
+    phones: dict[uuid.UUID, list[tuple[str, str]]]
+    emails: dict[uuid.UUID, list[str]]
+    guardians: dict[uuid.UUID, list[PatientGuardian]]
+    opt_outs: dict[uuid.UUID, set[str]]
+    doctors: dict[int, str]
+
+    @classmethod
+    def load(cls, session: Session, patient_ids: Iterable[uuid.UUID], doctor_ids: Iterable[int] = ()) -> People:
+        ids = sorted(set(patient_ids), key=str)
+        people = cls({}, defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(set), {})
+        for chunk in _chunks(ids, 900):
+            for p in session.exec(select(Patient).where(col(Patient.id).in_(chunk))).all():
+                people.patients[p.id] = p
+            for ph in session.exec(select(PatientPhone).where(col(PatientPhone.patient_id).in_(chunk))
+                                   .order_by(col(PatientPhone.position))).all():
+                people.phones[ph.patient_id].append((ph.e164, ph.kind))
+            for em in session.exec(select(PatientEmail).where(col(PatientEmail.patient_id).in_(chunk))
+                                   .order_by(col(PatientEmail.position))).all():
+                people.emails[em.patient_id].append(em.email)
+            for g in session.exec(select(PatientGuardian).where(col(PatientGuardian.patient_id).in_(chunk))
+                                  .order_by(col(PatientGuardian.name))).all():
+                people.guardians[g.patient_id].append(g)
+            for o in session.exec(select(OptOut).where(col(OptOut.patient_id).in_(chunk))).all():
+                people.opt_outs[o.patient_id].add(o.channel)
+        doctors = sorted(set(doctor_ids))
+        for chunk in _chunks(doctors, 900):
+            for user_id, name in session.exec(select(User.id, User.name).where(col(User.id).in_(chunk))).all():
+                people.doctors[user_id] = name
+        return people
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _recipients(plan: ClinicPlan, people: People, want: Want) -> list[Recipient]:
+    country = plan.clinic.country
+    if want.patient_id is None:  # an appointment of a new patient: the name and phone typed at booking
+        appt = want.appointment
+        if appt is None or not appt.new_patient_phone:
+            return []
+        contact = Contact("patient", f"phone:{appt.new_patient_phone}", appt.new_patient_name or "",
+                          ((appt.new_patient_phone, "mobile"),), ())
+        return choose(contact, [], birth_date=None, today=plan.today, rule_channel=want.channel,
+                      preferred="sms", opted_out=(), country=country)
+    patient = people.patients.get(want.patient_id)
+    if patient is None or patient.status != PatientStatus.active:
+        return []
+    contact = Contact("patient", "patient", tpl.full_name(patient.given_name, patient.family_name,
+                                                          plan.clinic.locale),
+                      tuple(people.phones.get(patient.id, ())), tuple(people.emails.get(patient.id, ())))
+    guardians = [Contact("guardian", f"guardian:{g.id}", g.name, ((g.phone, "mobile"),) if g.phone else (),
+                         (g.email,) if g.email else (), g.id) for g in people.guardians.get(patient.id, ())]
+    return choose(contact, guardians, birth_date=patient.birth_date, today=plan.today, rule_channel=want.channel,
+                  preferred=patient.preferred_channel, opted_out=people.opt_outs.get(patient.id, ()),
+                  country=country)
+
+
+def _language(plan: ClinicPlan, people: People, want: Want) -> str:
+    patient = people.patients.get(want.patient_id) if want.patient_id else None
+    return (patient.preferred_language if patient and patient.preferred_language else plan.clinic.locale) or "en"
+
+
+def render_context(plan: ClinicPlan, people: People, want: Want, recipient_name: str, language: str
+                   ) -> tpl.RenderContext:
+    patient = people.patients.get(want.patient_id) if want.patient_id else None
+    appt = want.appointment
+    given, family = (patient.given_name, patient.family_name) if patient else ("", "")
+    if patient is None and appt is not None and appt.new_patient_name:
+        given, family = appt.new_patient_name, ""
+    link = want.link or (want.rule.params.get("link") if want.rule else None) or plan.settings.link
+    return tpl.RenderContext(
+        language=language, timezone=plan.clinic.timezone, clinic_name=plan.clinic.name,
+        clinic_address=plan.clinic.address, clinic_phone=plan.clinic.phone, patient_given_name=given,
+        patient_family_name=family, recipient_name=recipient_name,
+        appointment_start=appt.start_at if appt is not None else None,
+        doctor_name=people.doctors.get(appt.doctor_id) if appt is not None else None,
+        link=link or "", data=want.data,
+    )
+
+
+def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[dict[str, Any]]:
+    """The message rows (as column dicts) the wants stand for, one per recipient."""
+    rows = []
+    at = plan.now
+    for want in wants:
+        for r in _recipients(plan, people, want):
+            language = _language(plan, people, want)
+            key = f"{want.prefix}:{want.occurrence}:{r.key}"[:200]
+            row: dict[str, Any] = {
+                "id": uuid.uuid4(), "clinic_id": plan.clinic.id, "patient_id": want.patient_id,
+                "appointment_id": want.appointment.id if want.appointment is not None else None,
+                "rule_id": want.rule.id if want.rule else None, "batch_id": want.batch_id, "kind": want.kind,
+                "recipient_kind": r.kind, "guardian_id": r.guardian_id, "recipient_name": r.name[:200],
+                "address": r.address, "channel": r.channel, "language": language, "subject": "", "body": "",
+                "length": 0, "segments": 0, "encoding": "", "status": MessageStatus.queued, "error_code": None,
+                "reason": None, "idempotency_key": uuid.uuid4().hex, "dedupe_key": key,
+                "set_communication_status": want.rule.set_communication_status if want.rule else None,
+                "attempts": 0, "outbox_item_id": None, "planned_for": want.planned_for,
+                "expires_at": want.expires_at, "created_at": at, "updated_at": at, "finished_at": None,
+            }
+            if r.problem is not None:
+                _close(row, MessageStatus.cancelled if r.opted_out else MessageStatus.failed, r.problem_code,
+                       r.problem, at)
+                rows.append(row)
+                continue
+            if want.body is not None:
+                subject, body = want.subject or "", want.body
+            else:
+                template = plan.template(want.template_code or "", language, r.channel)
+                if template is None:
+                    _close(row, MessageStatus.failed, "template_missing",
+                           f"no template {want.template_code!r} for {r.channel} in any language", at)
+                    rows.append(row)
+                    continue
+                row["language"] = template.language
+                subject, body = template.subject, template.body
+            context = render_context(plan, people, want, r.name, row["language"])
+            row["body"] = tpl.render(body, context)
+            row["subject"] = tpl.render(subject, context)[:200] if subject else ""
+            _measure(row)
+            planned = out_of_quiet_hours(max(want.planned_for, at), plan.quiet, plan.tz)
+            row["planned_for"] = planned
+            if want.expires_at is not None and planned >= want.expires_at:
+                reason = ("the quiet hours last until after the appointment starts" if planned != want.planned_for
+                          else "it is too late: the appointment has started")
+                _close(row, MessageStatus.cancelled, "too_late", reason, at)
+            rows.append(row)
+    return rows
+
+
+def _measure(row: dict[str, Any]) -> None:
+    if row["channel"] == "sms":
+        counted = segments.count(row["body"])
+        row["length"], row["segments"], row["encoding"] = counted.length, counted.segments, counted.encoding
+    else:
+        row["length"], row["segments"], row["encoding"] = len(row["body"]), 0, ""
+
+
+def _close(row: dict[str, Any], status: str, code: str | None, reason: str, at: datetime) -> None:
+    row["status"], row["error_code"], row["reason"], row["finished_at"] = status, code, reason[:1000], at
+
+
+# --- writing -----------------------------------------------------------------------------------------
+
+
+def _insert_builder(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _outbox_row(message_id: uuid.UUID, item_id: uuid.UUID, clinic_id: int, available_at: datetime,
+                at: datetime) -> dict[str, Any]:
+    return {"id": item_id, "plugin": CORE_PLUGIN, "topic": SEND_TOPIC, "payload": {"message_id": str(message_id)},
+            "clinic_id": clinic_id, "dedupe_key": None, "status": OutboxStatus.pending, "available_at": available_at,
+            "attempts": 0, "max_attempts": SEND_MAX_ATTEMPTS, "created_at": at}
+
+
+def insert_new(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert message rows whose dedupe key is new (others are skipped) and queue the sendable ones.
+    Returns the rows actually inserted."""
+    if not rows:
+        return []
+    build = _insert_builder(session)
+    inserted: set[uuid.UUID] = set()
+    for row in rows:
+        if row["status"] == MessageStatus.queued:
+            row["outbox_item_id"] = uuid.uuid4()
+    for chunk in _chunks(rows, CHUNK):
+        statement = (build(Message).values(list(chunk)).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                     .returning(col(Message.id)))
+        inserted.update(session.execute(statement).scalars())
+    fresh = [r for r in rows if r["id"] in inserted]
+    queue_rows(session, fresh)
+    return fresh
+
+
+def queue_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    at = now()
+    items = [_outbox_row(r["id"], r["outbox_item_id"], r["clinic_id"], r["planned_for"], at)
+             for r in rows if r["status"] == MessageStatus.queued and r.get("outbox_item_id")]
+    for chunk in _chunks(items, CHUNK * 2):
+        session.execute(insert(OutboxItem).values(list(chunk)))
+
+
+def requeue(session: Session, message: Message, available_at: datetime) -> uuid.UUID:
+    """Give ``message`` a fresh outbox item due at ``available_at`` (the caller updates the row)."""
+    item_id = uuid.uuid4()
+    session.execute(insert(OutboxItem).values(
+        **_outbox_row(message.id, item_id, message.clinic_id, available_at, now())))
+    return item_id
+
+
+def retire_item(session: Session, item_id: uuid.UUID | None, why: str) -> None:
+    """Close a message's pending outbox item that no worker holds (one a worker holds sees the message's state)."""
+    if item_id is None:
+        return
+    at = now()
+    session.execute(
+        update(OutboxItem)
+        .where(OutboxItem.id == item_id, OutboxItem.status == OutboxStatus.pending,
+               or_(col(OutboxItem.locked_until).is_(None), col(OutboxItem.locked_until) < at))
+        .values(status=OutboxStatus.done, finished_at=at, result={"skipped": why})
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- appointments ------------------------------------------------------------------------------------
+
+
+@dataclass
+class AppointmentChange:
+    created: bool = False
+    status_changed: bool = False
+
+
+def _done_like(role: str | None) -> bool:
+    return role == "done"
+
+
+def appointment_wants(session: Session, plan: ClinicPlan, appt: Appointment, change: AppointmentChange,
+                      rule: MessageRule) -> tuple[list[Want], str | None]:
+    """What ``rule`` wants for ``appt`` now, or ([], why not) for the messages it had."""
+    params, filters = rule.params or {}, rule.filters or {}
+    kind = rule.kind
+    if appt.deleted_at is not None:
+        return [], "appointment_inactive"
+    if filters.get("doctor_ids") and appt.doctor_id not in filters["doctor_ids"]:
+        return [], "filtered"
+    if filters.get("type_codes") and appt.type_code not in filters["type_codes"]:
+        return [], "filtered"
+    start = appt.start_at
+    expires: datetime | None = None
+    if kind in (RuleKind.days_before, RuleKind.minutes_before, RuleKind.on_booking):
+        if not appt.active:
+            return [], "appointment_inactive"
+        if start <= plan.now:
+            return [], "too_late"
+        expires = start
+        if kind == RuleKind.days_before:
+            day = start.astimezone(plan.tz).date() - timedelta(days=int(params.get("days", 1)))
+            planned = local_at(day, parse_hhmm(params.get("at")), plan.tz)
+            if planned >= start:
+                return [], "too_late"
+        elif kind == RuleKind.minutes_before:
+            planned = start - timedelta(minutes=int(params.get("minutes", 60)))
+        else:
+            if not change.created:
+                return [], None  # a confirmation is only planned at booking; keep what exists
+            planned = plan.now + timedelta(minutes=int(params.get("delay_minutes", 0)))
+    else:  # status_changed, post_treatment
+        role = plan.status_role(session, appt.status)
+        if kind == RuleKind.status_changed:
+            matches = appt.status == params.get("status")
+        else:
+            matches = _done_like(role) and (not params.get("type_codes") or appt.type_code in params["type_codes"])
+        if not matches:
+            return [], "status_changed"
+        if not change.status_changed:
+            return [], None
+        changed_at = appt.status_changed_at or plan.now
+        planned = changed_at + timedelta(minutes=int(params.get("delay_minutes", params.get("minutes", 0))))
+    if filters.get("day_type") and plan.day_type(session, start.astimezone(plan.tz).date()) != filters["day_type"]:
+        return [], "filtered"
+    if filters.get("created_today"):
+        created_day = appt.created_at.astimezone(plan.tz).date()
+        if created_day != max(planned, plan.now).astimezone(plan.tz).date():
+            return [], "filtered"
+    return [Want(prefix=f"r{rule.id}", occurrence=f"a{appt.id}", kind=kind, planned_for=planned, rule=rule,
+                 patient_id=appt.patient_id, appointment=appt, expires_at=expires, channel=rule.channel,
+                 template_code=rule.template_code)], None
+
+
+def plan_appointments(session: Session, clinic_id: int, changes: dict[int, AppointmentChange],
+                      plan: ClinicPlan | None = None) -> dict[str, int]:
+    """Bring the messages of the appointment rules in line with these appointments (in the caller's
+    transaction). Returns counts: created, updated, cancelled."""
+    counts = {"created": 0, "updated": 0, "cancelled": 0}
+    if not changes:
+        return counts
+    plan = plan or ClinicPlan.load(session, clinic_id, kinds=APPOINTMENT_KINDS)
+    if plan is None or not plan.rules:
+        return counts
+    ids = sorted(changes)
+    appointments: dict[int, Appointment] = {}
+    for chunk in _chunks(ids, 900):
+        for a in session.exec(select(Appointment).where(col(Appointment.id).in_(chunk),
+                                                        Appointment.clinic_id == clinic_id)).all():
+            assert a.id is not None
+            appointments[a.id] = a
+    wants: list[Want] = []
+    why_not: dict[tuple[int, int], str | None] = {}  # (rule, appointment) -> reason its messages are unwanted
+    for appt_id, appt in appointments.items():
+        for rule in plan.rules:
+            found, reason = appointment_wants(session, plan, appt, changes[appt_id], rule)
+            assert rule.id is not None
+            if found:
+                wants.extend(found)
+            else:
+                why_not[(rule.id, appt_id)] = reason
+    people = People.load(session, [a.patient_id for a in appointments.values() if a.patient_id],
+                         [a.doctor_id for a in appointments.values()])
+    desired = build_rows(plan, people, wants)
+    existing: dict[str, Message] = {}
+    by_scope: dict[tuple[int, int], list[Message]] = defaultdict(list)
+    rule_ids = [r.id for r in plan.rules]
+    for chunk in _chunks(list(appointments), 900):
+        for m in session.exec(select(Message).where(col(Message.appointment_id).in_(chunk),
+                                                    col(Message.rule_id).in_(rule_ids))).all():
+            existing[m.dedupe_key] = m
+            assert m.rule_id is not None and m.appointment_id is not None
+            by_scope[(m.rule_id, m.appointment_id)].append(m)
+    fresh = []
+    wanted_keys = set()
+    for row in desired:
+        wanted_keys.add(row["dedupe_key"])
+        old = existing.get(row["dedupe_key"])
+        if old is None:
+            fresh.append(row)
+        elif _rewrite(session, old, row):
+            counts["updated"] += 1
+    counts["created"] = len(insert_new(session, fresh))
+    for (rule_id, appt_id), reason in why_not.items():
+        if reason is None:
+            continue
+        for m in by_scope.get((rule_id, appt_id), ()):
+            if cancel_open(session, m, reason, _REASONS.get(reason, reason)):
+                counts["cancelled"] += 1
+    for scope, messages in by_scope.items():  # recipients that are no longer wanted (guardian removed...)
+        if scope in why_not:
+            continue
+        for m in messages:
+            if m.dedupe_key not in wanted_keys and cancel_open(session, m, "filtered", "no longer a recipient"):
+                counts["cancelled"] += 1
+    return counts
+
+
+_REASONS = {
+    "appointment_inactive": "the appointment was cancelled, deleted or taken off the book",
+    "too_late": "it is too late: the appointment has started",
+    "filtered": "the appointment no longer matches the rule",
+    "status_changed": "the appointment's status changed again",
+}
+
+
+def _rewritable(m: Message) -> bool:
+    if m.status == MessageStatus.queued:
+        return True
+    return (m.status in (MessageStatus.cancelled, MessageStatus.failed) and m.error_code in PLANNING_CODES
+            and m.resolved_by is None)
+
+
+def _rewrite(session: Session, old: Message, row: dict[str, Any]) -> bool:
+    """Update a stored message that was not handed to a vendor yet to what is wanted now."""
+    if not _rewritable(old):
+        return False
+    fields = ("address", "channel", "language", "subject", "body", "length", "segments", "encoding",
+              "planned_for", "expires_at", "recipient_name", "set_communication_status")
+    changed = {f: row[f] for f in fields if getattr(old, f) != row[f]}
+    new_status = row["status"]
+    if not changed and old.status == new_status and old.error_code == row["error_code"]:
+        return False
+    values: dict[str, Any] = {**changed, "updated_at": now()}
+    if new_status != MessageStatus.queued:
+        values.update(status=new_status, error_code=row["error_code"], reason=row["reason"],
+                      finished_at=row["finished_at"], outbox_item_id=None)
+        retire_item(session, old.outbox_item_id, "message no longer sendable")
+    elif old.status != MessageStatus.queued:  # back from cancelled / failed at planning
+        values.update(status=MessageStatus.queued, error_code=None, reason=None, finished_at=None,
+                      outbox_item_id=requeue(session, old, row["planned_for"]))
+    elif "planned_for" in changed and old.outbox_item_id is not None:
+        session.execute(update(OutboxItem).where(OutboxItem.id == old.outbox_item_id,
+                                                 OutboxItem.status == OutboxStatus.pending)
+                        .values(available_at=row["planned_for"]).execution_options(synchronize_session=False))
+    result = session.execute(update(Message).where(Message.id == old.id, Message.status == old.status)
+                             .values(**values).returning(col(Message.id))
+                             .execution_options(synchronize_session=False)).first()
+    if result is None:
+        return False
+    for name, value in values.items():
+        setattr(old, name, value)
+    return True
+
+
+def cancel_open(session: Session, m: Message, code: str, reason: str) -> bool:
+    """Cancel a message that is still only queued (a message being sent is past recall)."""
+    if m.status != MessageStatus.queued:
+        return False
+    at = now()
+    done = session.execute(
+        update(Message).where(Message.id == m.id, Message.status == MessageStatus.queued)
+        .values(status=MessageStatus.cancelled, error_code=code, reason=reason[:1000], finished_at=at,
+                updated_at=at, outbox_item_id=None)
+        .returning(col(Message.id)).execution_options(synchronize_session=False)
+    ).first()
+    if done is None:
+        return False
+    retire_item(session, m.outbox_item_id, f"message cancelled: {reason}")
+    m.status, m.error_code, m.reason, m.outbox_item_id = MessageStatus.cancelled, code, reason, None
+    return True
+
+
+# --- date-based rules ----------------------------------------------------------------------------------
+
+
+def _local_day_range(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    return local_at(day, time(0), tz), local_at(day + timedelta(days=1), time(0), tz)
+
+
+def _service_codes(services: Any) -> set[str]:
+    codes = set()
+    for s in services or []:
+        if isinstance(s, str):
+            codes.add(s)
+        elif isinstance(s, dict) and s.get("code"):
+            codes.add(str(s["code"]))
+    return codes
+
+
+def daily_wants(session: Session, plan: ClinicPlan, day: date) -> list[Want]:
+    wants: list[Want] = []
+    tz = plan.tz
+    day_end = _local_day_range(day, tz)[1]
+    done_codes: list[str] | None = None
+    for rule in plan.rules:
+        params = rule.params or {}
+        at = local_at(day, parse_hhmm(params.get("at")), tz)
+        base = {"kind": rule.kind, "planned_for": at, "rule": rule, "expires_at": day_end, "channel": rule.channel,
+                "template_code": rule.template_code, "prefix": f"r{rule.id}"}
+        if rule.kind == RuleKind.birthday:
+            target = day + timedelta(days=int(params.get("days_before", 0)))
+            pairs = [(target.month, target.day)]
+            if target.month == 2 and target.day == 28 and not _leap(target.year):
+                pairs.append((2, 29))
+            for month, dom in pairs:
+                rows = session.exec(select(Patient.id).where(
+                    Patient.clinic_id == plan.clinic.id, Patient.status == PatientStatus.active,
+                    extract("month", col(Patient.birth_date)) == month, extract("day", col(Patient.birth_date)) == dom,
+                )).all()
+                wants += [Want(occurrence=f"bday{target.year}", patient_id=pid, **base) for pid in rows]
+            continue
+        if done_codes is None:
+            from core.scheduling.options import Options
+
+            assert plan.clinic.id is not None
+            done_codes = [o.code for o in Options(session, plan.clinic.id).lists["status"] if _done_like(o.role)]
+        if rule.kind == RuleKind.after_services:
+            source = day - timedelta(days=int(params.get("days", 1)))
+            first, last = _local_day_range(source, tz)
+            wanted = set(params.get("services") or [])
+            for appt in session.exec(select(Appointment).where(
+                    Appointment.clinic_id == plan.clinic.id, col(Appointment.start_at) >= first,
+                    col(Appointment.start_at) < last, col(Appointment.status).in_(done_codes),
+                    col(Appointment.deleted_at).is_(None), col(Appointment.patient_id).is_not(None))).all():
+                if wanted & _service_codes(appt.services):
+                    wants.append(Want(occurrence=f"a{appt.id}", patient_id=appt.patient_id, **base))
+        elif rule.kind == RuleKind.recall:
+            months = int(params.get("months", 6))
+            types = list(params.get("type_codes") or [])
+            source = day - relativedelta(months=months)
+            first = _local_day_range(source - timedelta(days=3), tz)[0]
+            last = _local_day_range(source, tz)[1]
+            query = select(Appointment).where(
+                Appointment.clinic_id == plan.clinic.id, col(Appointment.start_at) >= first,
+                col(Appointment.start_at) < last, col(Appointment.status).in_(done_codes),
+                col(Appointment.deleted_at).is_(None), col(Appointment.patient_id).is_not(None))
+            if types:
+                query = query.where(col(Appointment.type_code).in_(types))
+            visits = [a for a in session.exec(query).all()
+                      if a.start_at.astimezone(tz).date() + relativedelta(months=months) == day]
+            for visit in visits:
+                later = select(Appointment.id).where(
+                    Appointment.patient_id == visit.patient_id, col(Appointment.start_at) > visit.start_at,
+                    col(Appointment.deleted_at).is_(None),
+                    or_(col(Appointment.status).in_(done_codes), Appointment.active == True))  # noqa: E712
+                if types:
+                    later = later.where(col(Appointment.type_code).in_(types))
+                if session.exec(later.limit(1)).first() is not None:
+                    continue  # a later visit, or one already booked: no recall
+                wants.append(Want(occurrence=f"recall:a{visit.id}", patient_id=visit.patient_id, **base))
+    return wants
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def plan_daily(session: Session, clinic_id: int, day: date) -> int:
+    """Plan the birthday, recall and after-services messages of ``day`` (clinic date). Returns messages made."""
+    plan = ClinicPlan.load(session, clinic_id, kinds=DAILY_KINDS)
+    if plan is None or not plan.rules:
+        return 0
+    wants = daily_wants(session, plan, day)
+    people = People.load(session, [w.patient_id for w in wants if w.patient_id])
+    return len(insert_new(session, build_rows(plan, people, wants)))
+
+
+# --- events and manual sendings ------------------------------------------------------------------------
+
+
+def plan_event(session: Session, clinic_id: int, name: str, *, patient_id: uuid.UUID, event_id: str,
+               occurred_at: datetime | None = None, data: dict[str, Any] | None = None,
+               appointment_id: int | None = None) -> int:
+    """Plan the messages of the rules listening to event ``name`` for one patient. Returns messages made."""
+    plan = ClinicPlan.load(session, clinic_id, kinds=[RuleKind.event])
+    if plan is None:
+        return 0
+    rules = [r for r in plan.rules if (r.params or {}).get("event") == name]
+    if not rules:
+        return 0
+    appt = session.get(Appointment, appointment_id) if appointment_id is not None else None
+    at = occurred_at or plan.now
+    wants = [Want(prefix=f"r{r.id}", occurrence=f"e{event_id}"[:80], kind=r.kind, rule=r, patient_id=patient_id,
+                  appointment=appt if appt is not None and appt.clinic_id == clinic_id else None,
+                  planned_for=at + timedelta(minutes=int((r.params or {}).get("delay_minutes", 0))),
+                  channel=r.channel, template_code=r.template_code, data=dict(data or {}))
+             for r in rules]
+    people = People.load(session, [patient_id], [appt.doctor_id] if appt is not None else [])
+    return len(insert_new(session, build_rows(plan, people, wants)))
+
+
+def plan_manual(session: Session, plan: ClinicPlan, batch_id: uuid.UUID, patient_ids: Sequence[uuid.UUID], *,
+                channel: str, template_code: str | None, body: str | None, subject: str | None,
+                planned_for: datetime | None = None) -> list[dict[str, Any]]:
+    wants = [Want(prefix=f"b{batch_id}", occurrence="m", kind="manual", patient_id=pid,
+                  planned_for=planned_for or plan.now, channel=channel, template_code=template_code, body=body,
+                  subject=subject, batch_id=batch_id) for pid in patient_ids]
+    people = People.load(session, patient_ids)
+    return insert_new(session, build_rows(plan, people, wants))
