@@ -110,8 +110,65 @@ class VerificationReport:
     checks: tuple[VerificationCheck, ...]
 
 
+class ChallengeKind(StrEnum):
+    """How a signer confirms the intent to sign before a signing session may sign."""
+
+    none = "none"  # no check: the signer's login is enough (e.g. a certificate the clinic holds for them)
+    sms_code = "sms_code"  # a one-time code sent by SMS to the signer's verified phone
+    qr_face = "qr_face"  # a QR code the signer scans with their phone for a face check
+
+
+class ChallengeStatus(StrEnum):
+    pending = "pending"  # waiting for the signer's answer
+    passed = "passed"  # intent confirmed: ``sign_in_session`` may sign the session's documents
+    rejected = "rejected"  # a wrong answer; ``attempts_left`` more may be tried
+    locked = "locked"  # too many wrong answers: the session is closed for good
+    expired = "expired"  # too late: begin a new session
+
+
+@dataclass(frozen=True)
+class SigningChallenge:
+    """A signing session and the intent check it waits for (``begin``), or the check's outcome (``complete``)."""
+
+    session_id: str
+    kind: str  # a ChallengeKind value
+    status: str  # a ChallengeStatus value
+    document_count: int
+    expires_at: datetime | None = None
+    attempts_left: int | None = None
+    qr_url: str | None = None  # qr_face: the address to show as a QR code
+    sent_to: str | None = None  # sms_code: where the code went, masked (e.g. "+86 138****5678")
+    message: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnrollmentStep:
+    name: str
+    done: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class SignerEnrollment:
+    """Whether a person can sign with the provider, and the one-time steps (certificate, real-name check, seal)."""
+
+    ready: bool
+    steps: tuple[EnrollmentStep, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
 class SigningProvider(ABC):
-    """Signs the canonical bytes of a record and verifies such signatures later."""
+    """Signs the canonical bytes of a record and verifies such signatures later.
+
+    The core signs in a session: ``begin`` (one intent check for a batch of documents), ``complete`` with the
+    signer's answer when the challenge kind is not ``none``, then ``sign_in_session``. The defaults suit a provider
+    that needs no intent check: ``begin`` returns a passed ``none`` challenge and ``sign_in_session`` calls ``sign``.
+    A provider that needs a check overrides all three and refuses ``sign`` without a session.
+    """
+
+    #: the intent-check kinds the provider offers, first is the default
+    intent_methods: ClassVar[tuple[str, ...]] = (ChallengeKind.none,)
 
     @abstractmethod
     def sign(self, ctx: PluginContext, signer_id: int, documents: list[bytes]) -> list[SignatureResult]:
@@ -120,6 +177,34 @@ class SigningProvider(ABC):
     @abstractmethod
     def verify(self, ctx: PluginContext, document: bytes, signature: bytes) -> VerificationReport:
         """Check a signature over the document and report every check made."""
+
+    def enrollment(self, ctx: PluginContext, signer_id: int) -> SignerEnrollment:
+        """What the signer still has to do once before signing. The default: nothing."""
+        return SignerEnrollment(ready=True)
+
+    def enroll(self, ctx: PluginContext, signer_id: int, step: str, data: Mapping[str, Any]) -> SignerEnrollment:
+        """Do one enrollment step with the signer's input; raise ``ValidationFailed`` naming the field for bad
+        input, ``PermanentError`` for a refusal, ``RetryableError`` when the vendor is unreachable."""
+        raise PermanentError(f"{type(self).__name__} has no enrollment steps", code="no_enrollment")
+
+    def begin(self, ctx: PluginContext, signer_id: int, document_count: int,
+              method: str | None = None) -> SigningChallenge:
+        """Open a signing session for ``document_count`` documents and start its intent check."""
+        import uuid
+
+        return SigningChallenge(session_id=uuid.uuid4().hex, kind=ChallengeKind.none, status=ChallengeStatus.passed,
+                                document_count=document_count)
+
+    def complete(self, ctx: PluginContext, session_id: str, response: str | None) -> SigningChallenge:
+        """Pass the signer's answer (an SMS code; nothing for a face check, which the vendor reports) and return
+        the outcome. Wrong answers return ``rejected`` or, after too many, ``locked``."""
+        raise PermanentError(f"{type(self).__name__} has no intent check to complete", code="no_challenge")
+
+    def sign_in_session(self, ctx: PluginContext, session_id: str, signer_id: int,
+                        documents: list[bytes]) -> list[SignatureResult]:
+        """Sign documents in a session whose intent check passed; at most its ``document_count`` in all."""
+        return self.sign(ctx, signer_id, documents)
+
 
 
 @dataclass(frozen=True)
