@@ -65,7 +65,7 @@ def bootstrap(
     )
     praxis = Praxis(settings, engine, keyring, runtime, PluginService(runtime))
     if migrate:
-        schema.upgrade_core(engine)
+        schema.upgrade_core(engine, runtime)
         praxis.plugins.seed_all()
     runtime.collect("praxis_startup", app_name="praxis")
     return praxis

@@ -16,9 +16,11 @@ from core.plugins.settings import SettingsInvalid
 
 
 def load(migrate: bool = True) -> Praxis:
+    from core.schema import SchemaError
+
     try:
         return bootstrap(migrate=migrate)
-    except (PolicyError, MasterKeyError) as exc:
+    except (PolicyError, MasterKeyError, SchemaError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -228,7 +228,8 @@ def _upgrade_in_child(url: str, barrier, results) -> None:  # type: ignore[no-un
         engine.dispose()
 
 
-def test_four_processes_migrating_a_fresh_database_at_once_all_succeed(db_url):
+def test_four_processes_migrating_a_fresh_database_at_once_all_succeed(fresh_db_url):
+    db_url = fresh_db_url
     """On PostgreSQL the advisory lock serialises them (without it, some fail with UniqueViolation)."""
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(4), ctx.Queue()
