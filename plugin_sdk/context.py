@@ -28,6 +28,44 @@ class ClinicInfo:
 
 
 @dataclass(frozen=True)
+class PatientView:
+    """A patient as a plugin sees it. ``identifiers`` are in clear ({type code: value}); reading them is
+    recorded in the audit journal under the plugin's name."""
+
+    id: str
+    chart_number: str
+    family_name: str
+    given_name: str
+    family_name_latin: str | None
+    given_name_latin: str | None
+    birth_date: Any
+    sex: str
+    phones: tuple[str, ...]
+    emails: tuple[str, ...]
+    preferred_language: str | None
+    identifiers: dict[str, str]
+    status: str
+
+
+@dataclass(frozen=True)
+class RecordView:
+    """One version of a clinical record; ``signed`` is true only with a stored, verified signature."""
+
+    id: str
+    patient_id: str
+    author_id: int
+    appointment_id: int | None
+    kind: str
+    title: str
+    text: str
+    content: dict[str, Any]
+    status: str
+    version: int
+    signed: bool
+    signed_at: datetime | None
+
+
+@dataclass(frozen=True)
 class OutboxMessage:
     """One unit of outgoing work handed to a plugin's outbox handler.
 
@@ -84,4 +122,18 @@ class PluginContext(Protocol):
     def audit(self, action: str, *, target: str | None = None, data: dict[str, Any] | None = None,
               session: Session | None = None) -> None:
         """Append an entry to the tamper-evident audit journal."""
+        ...
+
+    def patient(self, patient_id: str) -> PatientView | None:
+        """Read a patient of this clinic (None if unknown or of another clinic). Only plugins whose manifest
+        says ``handles_patient_data`` may; each read is audited."""
+        ...
+
+    def appointment(self, appointment_id: int) -> dict[str, Any] | None:
+        """Read an appointment of this clinic as the REST API shows it (None if unknown)."""
+        ...
+
+    def records(self, *, appointment_id: int | None = None, patient_id: str | None = None) -> list[RecordView]:
+        """Current (not superseded) clinical records of a visit or a patient of this clinic, oldest first.
+        Needs ``handles_patient_data``; each call is audited."""
         ...
