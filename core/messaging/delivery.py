@@ -390,8 +390,9 @@ def run_daily(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str, An
 
 
 def _poll_slot(at: datetime) -> datetime:
+    """The first poll slot at or after ``at`` (slots are shared, so one poll item serves many messages)."""
     epoch = datetime(2000, 1, 1, tzinfo=at.tzinfo)
-    return epoch + ((at - epoch) // POLL_EVERY + 1) * POLL_EVERY
+    return epoch - ((epoch - at) // POLL_EVERY) * POLL_EVERY
 
 
 def ensure_poll(session: Session, clinic_id: int, after: datetime) -> None:
@@ -413,11 +414,11 @@ def run_poll(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str, Any
         ).order_by(col(Message.sent_at)).limit(POLL_BATCH)).all()
         session.expunge_all()
     asked = changed = 0
-    by_plugin = {p: prov for p, prov in providers(praxis.runtime)}
+    by_plugin = {(p, prov.channel): prov for p, prov in reversed(providers(praxis.runtime))}
     enabled = set(praxis.runtime.enabled(clinic_id))
     for message in rows:
         plugin = message.provider_plugin
-        provider = by_plugin.get(plugin or "")
+        provider = by_plugin.get((plugin or "", message.channel))
         if plugin is None or provider is None or plugin not in enabled:
             continue
         outgoing = OutgoingMessage(channel=message.channel, to=message.address, body=message.body,
@@ -560,7 +561,7 @@ def handle_reply(praxis: Praxis, clinic_id: int, plugin: str, inbound: InboundMe
                 return seen
         settings = planner.settings_of(session, clinic_id)
         sender = _e164(inbound.sender, clinic.country)
-        since = inbound.received_at - timedelta(hours=settings.reply_window_hours)
+        since = now() - timedelta(hours=settings.reply_window_hours)  # our clock: vendors' clocks drift
         last = session.exec(select(Message).where(
             Message.clinic_id == clinic_id, Message.address == sender, Message.channel == "sms",
             col(Message.status).in_((MessageStatus.sent, MessageStatus.delivered)),

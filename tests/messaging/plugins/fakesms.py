@@ -108,7 +108,7 @@ class FakeSmsProvider(MessagingProvider):
         data = json.loads(body)
         reports = [DeliveryReport(r["id"], DeliveryStatus(r["status"]), error_code=r.get("error"))
                    for r in data.get("reports", [])]
-        replies = [InboundMessage(sender=r["from"], body=r["text"], received_at=datetime.now(UTC),
+        replies = [InboundMessage(sender=r["from"], body=r["text"], received_at=ctx.now(),
                                   vendor_message_id=r.get("id")) for r in data.get("inbound", [])]
         return reports, replies
 
