@@ -206,6 +206,15 @@ class SigningProvider(ABC):
         return self.sign(ctx, signer_id, documents)
 
 
+#: Outbox topic the core queues for a lab connector plugin: the payload is ``LabOrder.to_payload()``; the plugin's
+#: handler of this topic rebuilds the order with ``LabOrder.from_payload(payload, message.idempotency_key)`` and calls
+#: its connector's ``send_order``.
+LAB_ORDER_TOPIC = "lab.order"
+#: Core outbox topic a lab plugin queues (``ctx.enqueue(LAB_POLL_TOPIC, {})``) to have the core fetch its results
+#: now (after a result arrived, after an order was sent). The core calls ``fetch_results``, stores what it gets in
+#: one transaction per lab message, then ``confirm_results`` with the receipts it stored or refused.
+LAB_POLL_TOPIC = "core.labs.poll"
+
 
 @dataclass(frozen=True)
 class LabOrder:
@@ -216,6 +225,44 @@ class LabOrder:
     idempotency_key: str
     ordering_provider: Mapping[str, Any] = field(default_factory=dict)
     specimens: tuple[Mapping[str, Any], ...] = ()
+    #: "new" (a new order) or "cancel" (withdraw an order sent before; HL7 ORC-1 CA, FHIR status revoked)
+    action: str = "new"
+    #: the lab's code for itself (e.g. HL7 receiving facility), from the clinic's lab provider record
+    lab_code: str | None = None
+    #: the visit the order belongs to (HL7 PV1-19), if any
+    visit_number: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The order as JSON for an outbox item (the idempotency key is the item's own id, so it is left out)."""
+        return {
+            "placer_order_number": self.placer_order_number, "patient": dict(self.patient),
+            "tests": [dict(t) for t in self.tests], "ordered_at": self.ordered_at.isoformat(),
+            "ordering_provider": dict(self.ordering_provider), "specimens": [dict(s) for s in self.specimens],
+            "action": self.action, "lab_code": self.lab_code, "visit_number": self.visit_number,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any], idempotency_key: str) -> LabOrder:
+        """Rebuild an order from ``to_payload()``; raises ``PermanentError`` (code ``bad_payload``) if malformed."""
+        try:
+            ordered_at = datetime.fromisoformat(str(payload["ordered_at"]))
+            if ordered_at.tzinfo is None:
+                raise ValueError("ordered_at must carry a UTC offset")
+            tests = tuple(dict(t) for t in payload["tests"])
+            if not tests or not all(t.get("code") for t in tests):
+                raise ValueError("an order needs at least one test, each with a code")
+            action = str(payload.get("action") or "new")
+            if action not in {"new", "cancel"}:
+                raise ValueError(f"unknown action {action!r}")
+            return cls(
+                placer_order_number=str(payload["placer_order_number"]), patient=dict(payload["patient"]),
+                tests=tests, ordered_at=ordered_at, idempotency_key=idempotency_key,
+                ordering_provider=dict(payload.get("ordering_provider") or {}),
+                specimens=tuple(dict(s) for s in payload.get("specimens") or ()), action=action,
+                lab_code=payload.get("lab_code"), visit_number=payload.get("visit_number"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PermanentError(f"malformed lab order: {type(exc).__name__}: {exc}", code="bad_payload") from exc
 
 
 @dataclass(frozen=True)
@@ -229,6 +276,12 @@ class LabResult:
     abnormal_flag: str | None
     status: str  # "preliminary", "final" or "corrected"
     observed_at: datetime | None = None
+    test_name: str | None = None
+    #: the connector's handle of the lab message this result came in (results sharing it are stored together or
+    #: not at all); pass it back to ``confirm_results``
+    receipt: str | None = None
+    value_type: str | None = None  # e.g. HL7 OBX-2 (NM, ST, CE, TX) or the FHIR value[x] kind
+    notes: str | None = None  # comments from the lab (HL7 NTE, FHIR note)
 
 
 class LabConnector(ABC):
@@ -241,3 +294,9 @@ class LabConnector(ABC):
     @abstractmethod
     def fetch_results(self, ctx: PluginContext) -> list[LabResult]:
         """Return results that arrived since the last call (for connectors that poll)."""
+
+    def confirm_results(self, ctx: PluginContext, receipts: list[str]) -> None:
+        """The core has stored (or refused for good) the results with these receipts. A connector that hands
+        unconfirmed results out again after a while (so none is lost if the core fails in between) forgets them
+        now. The default does nothing."""
+        return None

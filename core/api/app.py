@@ -63,6 +63,10 @@ def create_app(praxis: Praxis | None = None, *, start_worker: bool | None = None
     scheduling_routes.install_errors(app)
     app.include_router(scheduling_routes.router)
     app.include_router(appointment_routes.router)
+    from core.api.routes import labs as lab_routes
+
+    lab_routes.install_errors(app)
+    app.include_router(lab_routes.router)
     from core.api.routes import messaging as messaging_routes
 
     app.include_router(messaging_routes.router)

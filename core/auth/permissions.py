@@ -53,6 +53,9 @@ CORE_PERMISSIONS: tuple[PermissionInfo, ...] = tuple(PermissionInfo(code, title)
     ("messaging.view", N_("See messages to patients, their statuses and replies")),
     ("messaging.send", N_("Send messages to patients, retry or resolve failed ones, record opt-outs")),
     ("messaging.manage", N_("Change reminder rules, message templates, quiet hours and reply settings")),
+    ("labs.view", N_("See lab orders, results and dental lab cases")),
+    ("labs.order", N_("Order lab tests, print specimen labels and track dental lab cases")),
+    ("labs.manage", N_("Set up labs, their test catalogues and the mapping to services")),
 ])
 CORE_CODES = frozenset(p.code for p in CORE_PERMISSIONS)
 
@@ -71,10 +74,11 @@ BUILTIN_ROLES: dict[str, BuiltinRole] = {r.code: r for r in [
     BuiltinRole("doctor", N_("Doctor"), frozenset({
         "clinics.view", "patients.view", "patients.edit", "patients.view_identifiers",
         "appointments.view", "appointments.edit", "appointments.overbook", "messaging.view",
+        "labs.view", "labs.order",
     })),
     BuiltinRole("assistant", N_("Assistant"), frozenset({
         "clinics.view", "patients.view", "patients.edit", "appointments.view", "appointments.edit",
-        "messaging.view",
+        "messaging.view", "labs.view", "labs.order",
     })),
     BuiltinRole("receptionist", N_("Receptionist"), frozenset({
         "clinics.view", "patients.view", "patients.edit", "patients.view_identifiers",

@@ -21,6 +21,17 @@ from core.models.auth import (  # noqa: F401
     UserPermissionOverride,
 )
 from core.models.clinic import Clinic
+from core.models.labs import (  # noqa: F401
+    DentalLabCase,
+    LabOrder,
+    LabOrderLine,
+    LabProvider,
+    LabResult,
+    LabResultRevision,
+    LabTest,
+    LabTestService,
+    Specimen,
+)
 from core.models.messaging import (  # noqa: F401
     InboundReply,
     Message,

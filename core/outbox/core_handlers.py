@@ -29,7 +29,7 @@ CORE_PREFIX = "core."
 CORE_PLUGIN = "core"
 #: Modules that register core handlers when imported; loaded on first lookup so the worker does not
 #: import every core feature at start-up.
-HANDLER_MODULES = ("core.messaging.delivery",)
+HANDLER_MODULES = ("core.messaging.delivery", "core.labs.poll")
 
 Handler = Callable[["Praxis", "OutboxMessage", str], Any]
 

@@ -1184,11 +1184,331 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_core_message_reply_appointment_id"), ["appointment_id"], unique=False)
         batch_op.create_index("ix_core_message_reply_clinic", ["clinic_id", "received_at"], unique=False)
 
+    op.create_table(
+        "core_lab_provider",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("connector_plugin", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("codes", sa.JSON(), nullable=False),
+        sa.Column("printer_host", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("printer_port", sa.Integer(), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("kind IN ('medical', 'dental')", name="ck_core_lab_provider_kind"),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("clinic_id", "name", name="ux_core_lab_provider_name"),
+    )
+    with op.batch_alter_table("core_lab_provider", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_lab_provider_clinic_id"), ["clinic_id"], unique=False)
+    op.create_table(
+        "core_lab_test",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("coding_system", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("specimen_type", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["core_lab_provider.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("provider_id", "code", name="ux_core_lab_test_code"),
+    )
+    with op.batch_alter_table("core_lab_test", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_lab_test_clinic_id"), ["clinic_id"], unique=False)
+    op.create_table(
+        "core_lab_test_service",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("test_id", sa.Integer(), nullable=False),
+        sa.Column("service_code", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["test_id"],
+            ["core_lab_test.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("test_id", "service_code", name="ux_core_lab_test_service"),
+    )
+    with op.batch_alter_table("core_lab_test_service", schema=None) as batch_op:
+        batch_op.create_index("ix_core_lab_test_service_code", ["clinic_id", "service_code"], unique=False)
+    op.create_table(
+        "core_lab_order",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("doctor_id", sa.Integer(), nullable=True),
+        sa.Column("appointment_id", sa.Integer(), nullable=True),
+        sa.Column("placer_order_number", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("filler_order_number", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=True),
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("status_reason", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+        sa.Column("outbox_item_id", sa.Uuid(), nullable=True),
+        sa.Column("cancel_item_id", sa.Uuid(), nullable=True),
+        sa.Column("ack_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("notes", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["appointment_id"],
+            ["core_appointment.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["doctor_id"],
+            ["core_user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["core_patient.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["core_lab_provider.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("clinic_id", "placer_order_number", name="ux_core_lab_order_placer"),
+    )
+    with op.batch_alter_table("core_lab_order", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_lab_order_appointment_id"), ["appointment_id"], unique=False)
+        batch_op.create_index("ix_core_lab_order_filler", ["clinic_id", "filler_order_number"], unique=False)
+        batch_op.create_index("ix_core_lab_order_patient", ["clinic_id", "patient_id", "placed_at"], unique=False)
+        batch_op.create_index("ix_core_lab_order_status", ["clinic_id", "status"], unique=False)
+    op.create_table(
+        "core_lab_order_line",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("order_id", sa.Integer(), nullable=False),
+        sa.Column("test_id", sa.Integer(), nullable=True),
+        sa.Column("test_code", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("test_name", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("coding_system", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("service_code", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["order_id"],
+            ["core_lab_order.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["test_id"],
+            ["core_lab_test.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("order_id", "test_code", name="ux_core_lab_order_line_test"),
+    )
+    with op.batch_alter_table("core_lab_order_line", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_lab_order_line_order_id"), ["order_id"], unique=False)
+    op.create_table(
+        "core_lab_specimen",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("order_id", sa.Integer(), nullable=False),
+        sa.Column("accession_number", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("barcode_value", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
+        sa.Column("specimen_type", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("collected_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("label_printed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["order_id"],
+            ["core_lab_order.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("clinic_id", "accession_number", name="ux_core_lab_specimen_accession"),
+    )
+    with op.batch_alter_table("core_lab_specimen", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_lab_specimen_order_id"), ["order_id"], unique=False)
+    op.create_table(
+        "core_lab_result",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("order_id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("test_code", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("test_name", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+        sa.Column("value", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+        sa.Column("value_type", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
+        sa.Column("units", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=True),
+        sa.Column("reference_range", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("abnormal_flag", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
+        sa.Column("abnormal", sa.Boolean(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("notes", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=True),
+        sa.Column("observed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("receipt", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.CheckConstraint("status IN ('preliminary', 'final', 'corrected')", name="ck_core_lab_result_status"),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["order_id"],
+            ["core_lab_order.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["core_patient.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("order_id", "test_code", name="ux_core_lab_result_test"),
+    )
+    with op.batch_alter_table("core_lab_result", schema=None) as batch_op:
+        batch_op.create_index("ix_core_lab_result_patient", ["clinic_id", "patient_id", "observed_at"], unique=False)
+    op.create_table(
+        "core_lab_result_revision",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("result_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("value", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+        sa.Column("units", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=True),
+        sa.Column("reference_range", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("abnormal_flag", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("observed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("replaced_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["result_id"],
+            ["core_lab_result.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("core_lab_result_revision", schema=None) as batch_op:
+        batch_op.create_index("ix_core_lab_result_revision_result", ["result_id", "version"], unique=False)
+
+    op.create_table(
+        "core_dental_lab_case",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("doctor_id", sa.Integer(), nullable=True),
+        sa.Column("appointment_id", sa.Integer(), nullable=True),
+        sa.Column("work_type", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("teeth", sa.JSON(), nullable=False),
+        sa.Column("shade", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column("material", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("instructions", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+        sa.Column("due_date", sa.Date(), nullable=True),
+        sa.Column("sent_on", sa.Date(), nullable=True),
+        sa.Column("received_on", sa.Date(), nullable=True),
+        sa.Column("checked_on", sa.Date(), nullable=True),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["appointment_id"],
+            ["core_appointment.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["doctor_id"],
+            ["core_user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["core_patient.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["core_lab_provider.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("core_dental_lab_case", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_dental_lab_case_appointment_id"), ["appointment_id"], unique=False)
+        batch_op.create_index("ix_core_dental_lab_case_clinic", ["clinic_id", "status", "due_date"], unique=False)
+        batch_op.create_index("ix_core_dental_lab_case_patient", ["clinic_id", "patient_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("core_dental_lab_case", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_dental_lab_case_patient")
+        batch_op.drop_index("ix_core_dental_lab_case_clinic")
+        batch_op.drop_index(batch_op.f("ix_core_dental_lab_case_appointment_id"))
+
+    op.drop_table("core_dental_lab_case")
+
+    with op.batch_alter_table("core_lab_result_revision", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_lab_result_revision_result")
+
+    op.drop_table("core_lab_result_revision")
+
+    with op.batch_alter_table("core_lab_result", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_lab_result_patient")
+
+    op.drop_table("core_lab_result")
+
+    with op.batch_alter_table("core_lab_specimen", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_lab_specimen_order_id"))
+
+    op.drop_table("core_lab_specimen")
+
+    with op.batch_alter_table("core_lab_order_line", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_lab_order_line_order_id"))
+
+    op.drop_table("core_lab_order_line")
+
+    with op.batch_alter_table("core_lab_order", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_lab_order_status")
+        batch_op.drop_index("ix_core_lab_order_patient")
+        batch_op.drop_index("ix_core_lab_order_filler")
+        batch_op.drop_index(batch_op.f("ix_core_lab_order_appointment_id"))
+
+    op.drop_table("core_lab_order")
+
+    with op.batch_alter_table("core_lab_test_service", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_lab_test_service_code")
+
+    op.drop_table("core_lab_test_service")
+
+    with op.batch_alter_table("core_lab_test", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_lab_test_clinic_id"))
+
+    op.drop_table("core_lab_test")
+
+    with op.batch_alter_table("core_lab_provider", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_lab_provider_clinic_id"))
+
+    op.drop_table("core_lab_provider")
     with op.batch_alter_table("core_message_reply", schema=None) as batch_op:
         batch_op.drop_index("ix_core_message_reply_clinic")
         batch_op.drop_index(batch_op.f("ix_core_message_reply_appointment_id"))
