@@ -270,7 +270,7 @@ def _recipients(plan: ClinicPlan, people: People, want: Want) -> list[Recipient]
     patient = people.patients.get(want.patient_id)
     if patient is None or patient.status != PatientStatus.active:
         return []
-    contact = Contact("patient", "patient", tpl.full_name(patient.given_name, patient.family_name,
+    contact = Contact("patient", f"p{patient.id}", tpl.full_name(patient.given_name, patient.family_name,
                                                           plan.clinic.locale),
                       tuple(people.phones.get(patient.id, ())), tuple(people.emails.get(patient.id, ())))
     guardians = [Contact("guardian", f"guardian:{g.id}", g.name, ((g.phone, "mobile"),) if g.phone else (),
@@ -708,9 +708,9 @@ def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
-def plan_daily(session: Session, clinic_id: int, day: date) -> int:
+def plan_daily(session: Session, clinic_id: int, day: date, rule_ids: Iterable[int] | None = None) -> int:
     """Plan the birthday, recall and after-services messages of ``day`` (clinic date). Returns messages made."""
-    plan = ClinicPlan.load(session, clinic_id, kinds=DAILY_KINDS)
+    plan = ClinicPlan.load(session, clinic_id, kinds=DAILY_KINDS, rule_ids=rule_ids)
     if plan is None or not plan.rules:
         return 0
     wants = daily_wants(session, plan, day)

@@ -28,7 +28,7 @@ class Contact:
     """A person who can be written to, with their addresses (phones as stored: E.164)."""
 
     kind: str  # "patient" or "guardian"
-    key: str  # part of the message's dedupe key: "patient", "guardian:<id>" or "phone:<e164>"
+    key: str  # part of the message's dedupe key: "p<patient id>", "guardian:<id>" or "phone:<e164>"
     name: str
     phones: tuple[tuple[str, str], ...]  # (e164, kind)
     emails: tuple[str, ...]

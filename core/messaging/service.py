@@ -155,12 +155,14 @@ def _replan(session: Session, rule: MessageRule) -> dict[str, int]:
     """Plan (or re-plan) ``rule`` for the clinic's future appointments; cancel its open messages if disabled."""
     if not rule.enabled:
         return {"cancelled": cancel_rule_messages(session, rule, "rule_disabled", "the rule was switched off")}
-    if rule.kind in DAILY_KINDS:
+    if rule.kind in DAILY_KINDS:  # today's messages of this rule now; the clinic's daily run from tomorrow on
+        assert rule.id is not None
         clinic = session.get(Clinic, rule.clinic_id)
         assert clinic is not None
         tz = ZoneInfo(clinic.timezone)
-        delivery.ensure_daily(session, rule.clinic_id, now().astimezone(tz).date(), tz, at=now())
-        return {}
+        today = now().astimezone(tz).date()
+        delivery.ensure_daily(session, rule.clinic_id, today + timedelta(days=1), tz)
+        return {"created": planner.plan_daily(session, rule.clinic_id, today, rule_ids=[rule.id])}
     if rule.kind not in APPOINTMENT_KINDS:
         return {}
     assert rule.id is not None

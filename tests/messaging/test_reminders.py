@@ -126,8 +126,8 @@ def test_moving_re_plans_and_cancelling_cancels_in_the_same_transaction(env):
 def test_a_booking_that_rolls_back_leaves_no_message(env):
     import pytest
 
-    from core.events import EventName
     from core.scheduling import appointments
+    from plugin_sdk.events import EventName
     from tests.messaging.conftest import BOSS
 
     env.template("reminder", "{time}")
