@@ -8,7 +8,8 @@ as a whole, with the reason in the audit journal.
 One row per (order, test): a newer version (preliminary -> final -> corrected) replaces the values and the old
 ones go to ``LabResultRevision``; a repeat of what is stored changes nothing, and an older status arriving late
 (a preliminary after the final) is ignored. When an order becomes final, or a final order gets a correction,
-``lab.result_ready`` is emitted for the messaging rules ("your results are ready").
+``lab.result_ready`` is emitted (a domain event for plugins, and a ``core.messaging.event`` item for the messaging
+rules: "your results are ready").
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from sqlmodel import Session, col, select
 
 from core import audit, events
 from core.clock import now
+from core.messaging.delivery import EVENT_TOPIC as MESSAGING_EVENT_TOPIC
 from core.models.labs import LabOrder, LabOrderLine, LabResult, LabResultRevision, OrderStatus, ResultStatus
+from core.outbox import core_handlers
+from core.outbox.queue import enqueue
 from plugin_sdk.providers import LabResult as SdkLabResult
 
 if TYPE_CHECKING:
@@ -202,11 +206,17 @@ def _advance(session: Session, runtime: PluginRuntime, clinic_id: int, order: La
     assert order.id is not None
     abnormal = session.exec(select(LabResult.id).where(LabResult.order_id == order.id,
                                                        col(LabResult.abnormal).is_(True))).first() is not None
-    events.emit(session, runtime, RESULT_READY, clinic_id=clinic_id, subject_type="lab_order", subject_id=order.id,
-                data={"order_id": order.id, "placer_order_number": order.placer_order_number,
-                      "patient_id": str(order.patient_id), "appointment_id": order.appointment_id,
-                      "provider_id": order.provider_id, "corrected": corrected and not became_final,
-                      "abnormal": abnormal, "receipt": receipt})
+    data = {"order_id": order.id, "placer_order_number": order.placer_order_number,
+            "patient_id": str(order.patient_id), "appointment_id": order.appointment_id,
+            "provider_id": order.provider_id, "corrected": corrected and not became_final, "abnormal": abnormal,
+            "receipt": receipt}
+    event = events.emit(session, runtime, RESULT_READY, clinic_id=clinic_id, subject_type="lab_order",
+                        subject_id=order.id, data=data)
+    # The messaging rules listening to lab.result_ready ("your results are ready"), planned by the messaging engine.
+    enqueue(session, plugin=core_handlers.CORE_PLUGIN, topic=MESSAGING_EVENT_TOPIC, clinic_id=clinic_id,
+            payload={"event": RESULT_READY, "patient_id": str(order.patient_id), "event_id": str(event.id),
+                     "appointment_id": order.appointment_id, "data": data},
+            dedupe_key=f"{RESULT_READY}:{event.id}")
     return 1
 
 

@@ -163,8 +163,8 @@ def build_order(order: LabOrder, *, sending: tuple[str, str], receiving: tuple[s
             "OBR", str(i), placer, "",
             f"{escape(test['code'])}^{escape(test.get('name', ''))}^{escape(test.get('coding_system', 'LN'))}",
             "", "", collected_ts, "", "", "", "", "", "", "",
-            escape(specimen.get("type", "SER")) if specimen else "", doctor_xcn, "", "",
-            escape(specimen.get("accession_number", "")) if specimen else ""]))
+            escape(specimen.get("type", "SER")) if specimen else "", doctor_xcn, "",
+            escape(specimen.get("accession_number", "")) if specimen else ""]))  # OBR-15, -16, -18
     return "\r".join(segments) + "\r"
 
 

@@ -99,15 +99,15 @@ def record_order(session: Session, clinic_id: int, placer: str, action: str, con
 
 
 def known_order(session: Session, clinic_id: int, placer: str | None, filler: str | None) -> bool:
-    """Whether the lab acknowledged an order with this placer (or filler) number for the clinic."""
-    condition = []
+    """Whether the lab acknowledged an order with this placer number (or, when the lab sends only its own number,
+    this filler number) for the clinic."""
     if placer:
-        condition.append(orders.c.placer_order_number == placer)
-    if filler:
-        condition.append(orders.c.filler_order_number == filler)
-    if not condition:
+        condition = orders.c.placer_order_number == placer
+    elif filler:
+        condition = orders.c.filler_order_number == filler
+    else:
         return False
-    query = select(orders.c.id).where(orders.c.clinic_id == clinic_id, orders.c.action == "new", or_(*condition))
+    query = select(orders.c.id).where(orders.c.clinic_id == clinic_id, orders.c.action == "new", condition)
     return session.execute(query.limit(1)).first() is not None
 
 
