@@ -174,6 +174,7 @@ CODE_MESSAGES: dict[str, str | dict[str, str]] = {
     "reused": N_("Use a password you have not used recently."),
     "plugin_failed": N_("A plugin could not check this change; try again or ask your administrator."),
 }
+ANY_FIELD = ""
 # Codes where the service's own words add a useful detail (e.g. why an identifier is invalid).
 KEEP_DETAIL = {"invalid"}
 
@@ -188,7 +189,7 @@ def code_message(field: str, code: str, fallback: str) -> str:
     for prefix, message in entry.items():
         if prefix and (field == prefix or field.startswith(prefix + ".")):
             return i18n.gettext(message)
-    return i18n.gettext(entry[""])
+    return i18n.gettext(entry[ANY_FIELD])
 
 
 def field_error_map(exc: ValidationFailed, *, rename: Callable[[str], str] | None = None,

@@ -47,8 +47,8 @@ def outbox(clinic_id: int, status: str = Query("", max_length=10), plugin: str =
         items = [admin.item_dict(i) for i in found.items]
     with i18n.using(page.locale):
         for item in items:
-            item["state"] = state_of(item)
-            item["state_title"] = i18n.gettext(STATUS_TITLES[item["state"]])
+            state = item["state"] = state_of(item)
+            item["state_title"] = i18n.gettext(STATUS_TITLES[state])
             item["plugin_title"] = _plugin_title(page, item["plugin"])
         plugins = [{"name": name, "title": _plugin_title(page, name), **counts}
                    for name, counts in sorted(summary["plugins"].items())]

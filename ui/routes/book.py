@@ -648,6 +648,7 @@ def _history(page: Page, appointment_id: int, res: Resources) -> list[dict[str, 
     tz = clinic_zone(page)
     out = []
     for entry in reversed(ap.history(page.praxis, page.clinic_id, appointment_id)):
+        action = entry["action"]
         changes = []
         for key in sorted(set(entry["before"]) | set(entry["after"])):
             if key not in FIELD_TITLES:
@@ -655,8 +656,8 @@ def _history(page: Page, appointment_id: int, res: Resources) -> list[dict[str, 
             changes.append((i18n.gettext(FIELD_TITLES[key]), _show(key, entry["before"].get(key), res, tz),
                             _show(key, entry["after"].get(key), res, tz)))
         out.append({"at": datetime.fromisoformat(entry["at"]), "who": entry["actor_name"],
-                    "what": i18n.gettext(ACTION_TITLES[entry["action"]]) if entry["action"] in ACTION_TITLES
-                    else entry["action"], "changes": changes})
+                    "what": i18n.gettext(ACTION_TITLES[action]) if action in ACTION_TITLES else action,
+                    "changes": changes})
     return out
 
 
