@@ -257,12 +257,13 @@ def _statuses(session: Session, clinic_id: int, appts: list[Appointment]) -> dic
 
 def warnings_between(session: Session, clinic_id: int, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Appointments in [start, end) whose lab work will not be back in time (for the appointment book)."""
+    waiting = select(DentalLabCase.appointment_id).where(
+        DentalLabCase.clinic_id == clinic_id, col(DentalLabCase.status).in_([CaseStatus.planned, CaseStatus.sent]))
     appts = list(session.exec(
-        select(Appointment).join(DentalLabCase, col(DentalLabCase.appointment_id) == col(Appointment.id))
-        .where(Appointment.clinic_id == clinic_id, col(Appointment.deleted_at).is_(None),
-               col(Appointment.start_at) >= start, col(Appointment.start_at) < end,
-               col(DentalLabCase.status).in_([CaseStatus.planned, CaseStatus.sent]))
-        .distinct().order_by(col(Appointment.start_at))))
+        select(Appointment).where(Appointment.clinic_id == clinic_id, col(Appointment.deleted_at).is_(None),
+                                  col(Appointment.start_at) >= start, col(Appointment.start_at) < end,
+                                  col(Appointment.id).in_(waiting))
+        .order_by(col(Appointment.start_at))))
     return [s for s in _statuses(session, clinic_id, appts).values() if not s["ok"]]
 
 

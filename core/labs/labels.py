@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,7 +183,7 @@ def collect_specimen(engine: Engine, clinic_id: int, specimen_id: int, collected
         specimen = session.get(Specimen, specimen_id)
         if specimen is None or specimen.clinic_id != clinic_id:
             raise NotFound(f"specimen {specimen_id} not found in this clinic")
-        specimen.collected_at = collected_at
+        specimen.collected_at = collected_at.astimezone(UTC)
         session.add(specimen)
         audit.record(session, actor, "labs.specimen_collected", clinic_id=clinic_id,
                      target=f"lab_specimen:{specimen_id}", data={"collected_at": collected_at.isoformat()})

@@ -11,7 +11,7 @@ item's outcome (done: acknowledged with the lab's id, dead: rejected with the re
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
@@ -99,6 +99,8 @@ def create_order(engine: Engine, runtime: PluginRuntime, clinic_id: int, *, prov
     if collected_at is not None and collected_at.tzinfo is None:
         errors.add("collected_at", "give a time with its UTC offset")
     errors.raise_if_any()
+    if collected_at is not None:
+        collected_at = collected_at.astimezone(UTC)
     with transaction(engine) as session:
         provider = catalogue.get_provider(session, clinic_id, provider_id)
         if provider.kind != LabKind.medical or not provider.active:

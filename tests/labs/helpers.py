@@ -39,8 +39,11 @@ def add_patient(app: Any, family: str = "Nagy", given: str = "Éva", birth: date
         return patient.id
 
 
+_next_slot = iter(range(1, 10_000))
+
+
 def add_visit(app: Any, patient_id: uuid.UUID, services: list[Any], start: datetime | None = None) -> int:
-    start = start or now() + timedelta(hours=2)
+    start = start or now() + timedelta(hours=next(_next_slot))  # one doctor: visits must not overlap
     with transaction(app.praxis.engine) as session:
         appt = Appointment(clinic_id=app.clinic_id, patient_id=patient_id, doctor_id=app.user_id, start_at=start,
                            end_at=start + timedelta(minutes=30), services=services)
@@ -53,6 +56,7 @@ def add_visit(app: Any, patient_id: uuid.UUID, services: list[Any], start: datet
 @dataclass
 class LabSetup:
     provider_id: int
+    provider_name: str
     patient_id: uuid.UUID
     appointment_id: int
 
@@ -60,8 +64,8 @@ class LabSetup:
 def set_up_lab(app: Any, plugin: str, **provider: Any) -> LabSetup:
     client = app.client
     base = f"/api/clinics/{app.clinic_id}/labs"
-    answer = client.post(f"{base}/providers", json={"name": "Synlab", "connector_plugin": plugin, "code": "LAB",
-                                                    **provider})
+    values = {"name": f"Synlab {uuid.uuid4().hex[:6]}", "connector_plugin": plugin, "code": "LAB", **provider}
+    answer = client.post(f"{base}/providers", json=values)
     assert answer.status_code == 201, answer.text
     provider_id = answer.json()["id"]
     imported = client.post(f"{base}/providers/{provider_id}/tests/import",
@@ -69,7 +73,7 @@ def set_up_lab(app: Any, plugin: str, **provider: Any) -> LabSetup:
     assert imported.status_code == 200, imported.text
     patient_id = add_patient(app)
     appointment_id = add_visit(app, patient_id, ["LAB-GLU", {"code": "LAB-CBC", "name": "Blood count"}, "CONSULT"])
-    return LabSetup(provider_id, patient_id, appointment_id)
+    return LabSetup(provider_id, values["name"], patient_id, appointment_id)
 
 
 def outbox_items(app: Any, topic: str | None = None) -> list[Any]:
