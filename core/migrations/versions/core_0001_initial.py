@@ -2,7 +2,7 @@
 
 Revision ID: core_0001
 Revises:
-Create Date: 2026-11-22 04:07:12.848568+00:00
+Create Date: 2026-11-22 04:32:58.331539+00:00
 
 """
 
@@ -25,6 +25,8 @@ def upgrade() -> None:
     op.create_table(
         "core_audit",
         sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("chain", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("chain_seq", sa.Integer(), nullable=False),
         sa.Column("at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
         sa.Column("actor_name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -41,13 +43,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_core_audit_actor_id"), ["actor_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_core_audit_clinic_id"), ["clinic_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_core_audit_target"), ["target"], unique=False)
+        batch_op.create_index("uq_core_audit_chain_seq", ["chain", "chain_seq"], unique=True)
 
     op.create_table(
         "core_audit_head",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("chain", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
+        sa.PrimaryKeyConstraint("chain"),
     )
     op.create_table(
         "core_clinic",
@@ -62,6 +65,12 @@ def upgrade() -> None:
         sa.Column("extra", sa.JSON(), nullable=False),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "core_clinic_setup_generation",
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("clinic_id"),
     )
     op.create_table(
         "core_role",
@@ -247,6 +256,30 @@ def upgrade() -> None:
     with op.batch_alter_table("core_job_run", schema=None) as batch_op:
         batch_op.create_index("ix_core_job_run_started", ["started_at"], unique=False)
         batch_op.create_index("ux_core_job_run_slot", ["job", "clinic_id", "slot"], unique=True)
+
+    op.create_table(
+        "core_lab_provider",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("connector_plugin", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("codes", sa.JSON(), nullable=False),
+        sa.Column("printer_host", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("printer_port", sa.Integer(), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("kind IN ('medical', 'dental')", name="ck_core_lab_provider_kind"),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("clinic_id", "name", name="ux_core_lab_provider_name"),
+    )
+    with op.batch_alter_table("core_lab_provider", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_lab_provider_clinic_id"), ["clinic_id"], unique=False)
 
     op.create_table(
         "core_login_attempt",
@@ -547,6 +580,37 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_core_plugin_state_clinic_id"), ["clinic_id"], unique=False)
 
     op.create_table(
+        "core_record_signing_session",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("provider", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("provider_session_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("challenge_kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("record_ids", sa.JSON(), nullable=False),
+        sa.Column("digests", sa.JSON(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("failed_attempts", sa.Integer(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["core_user.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("core_record_signing_session", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_record_signing_session_clinic_id"), ["clinic_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_core_record_signing_session_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
         "core_role_permission",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("role_id", sa.Integer(), nullable=False),
@@ -604,6 +668,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("core_schedule_break", schema=None) as batch_op:
         batch_op.create_index("ix_core_schedule_break_doctor", ["clinic_id", "doctor_id"], unique=False)
+
+    op.create_table(
+        "core_user_identifier",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("type_code", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("value", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["core_user.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("user_id", "type_code", name="ux_core_user_identifier_type"),
+    )
+    with op.batch_alter_table("core_user_identifier", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_user_identifier_user_id"), ["user_id"], unique=False)
+        batch_op.create_index("ix_core_user_identifier_value", ["type_code", "value"], unique=False)
 
     op.create_table(
         "core_user_permission",
@@ -750,6 +832,30 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("core_doctor_schedule", schema=None) as batch_op:
         batch_op.create_index("ix_core_doctor_schedule_doctor", ["clinic_id", "doctor_id"], unique=False)
+
+    op.create_table(
+        "core_lab_test",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("coding_system", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("specimen_type", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["core_lab_provider.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("provider_id", "code", name="ux_core_lab_test_code"),
+    )
+    with op.batch_alter_table("core_lab_test", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_lab_test_clinic_id"), ["clinic_id"], unique=False)
 
     op.create_table(
         "core_message_opt_out",
@@ -1030,6 +1136,186 @@ def upgrade() -> None:
         batch_op.create_index("ix_core_appointment_change_appt", ["appointment_id", "id"], unique=False)
 
     op.create_table(
+        "core_clinical_record",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("chain_id", sa.Uuid(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("previous_version_id", sa.Uuid(), nullable=True),
+        sa.Column("previous_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("superseded_by_id", sa.Uuid(), nullable=True),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("author_id", sa.Integer(), nullable=False),
+        sa.Column("appointment_id", sa.Integer(), nullable=True),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("content", sa.JSON(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("amendment_reason", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("requires_countersign", sa.Boolean(), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finalised_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("signed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("locked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["appointment_id"],
+            ["core_appointment.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["author_id"],
+            ["core_user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["core_patient.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["previous_version_id"],
+            ["core_clinical_record.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("chain_id", "version", name="ux_core_clinical_record_version"),
+    )
+    with op.batch_alter_table("core_clinical_record", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_clinical_record_appointment_id"), ["appointment_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_core_clinical_record_chain_id"), ["chain_id"], unique=False)
+        batch_op.create_index(
+            "ix_core_clinical_record_clinic_author", ["clinic_id", "author_id", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_core_clinical_record_clinic_status", ["clinic_id", "status", "created_at"], unique=False
+        )
+        batch_op.create_index("ix_core_clinical_record_patient", ["patient_id", "created_at"], unique=False)
+
+    op.create_table(
+        "core_dental_lab_case",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("doctor_id", sa.Integer(), nullable=True),
+        sa.Column("appointment_id", sa.Integer(), nullable=True),
+        sa.Column("work_type", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("teeth", sa.JSON(), nullable=False),
+        sa.Column("shade", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column("material", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("instructions", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+        sa.Column("due_date", sa.Date(), nullable=True),
+        sa.Column("sent_on", sa.Date(), nullable=True),
+        sa.Column("received_on", sa.Date(), nullable=True),
+        sa.Column("checked_on", sa.Date(), nullable=True),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["appointment_id"],
+            ["core_appointment.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["doctor_id"],
+            ["core_user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["core_patient.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["core_lab_provider.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("core_dental_lab_case", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_dental_lab_case_appointment_id"), ["appointment_id"], unique=False)
+        batch_op.create_index("ix_core_dental_lab_case_clinic", ["clinic_id", "status", "due_date"], unique=False)
+        batch_op.create_index("ix_core_dental_lab_case_patient", ["clinic_id", "patient_id"], unique=False)
+
+    op.create_table(
+        "core_lab_order",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("doctor_id", sa.Integer(), nullable=True),
+        sa.Column("appointment_id", sa.Integer(), nullable=True),
+        sa.Column("placer_order_number", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("filler_order_number", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=True),
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("status_reason", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+        sa.Column("outbox_item_id", sa.Uuid(), nullable=True),
+        sa.Column("cancel_item_id", sa.Uuid(), nullable=True),
+        sa.Column("ack_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("notes", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["appointment_id"],
+            ["core_appointment.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["doctor_id"],
+            ["core_user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["core_patient.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["core_lab_provider.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("clinic_id", "placer_order_number", name="ux_core_lab_order_placer"),
+    )
+    with op.batch_alter_table("core_lab_order", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_lab_order_appointment_id"), ["appointment_id"], unique=False)
+        batch_op.create_index("ix_core_lab_order_filler", ["clinic_id", "filler_order_number"], unique=False)
+        batch_op.create_index("ix_core_lab_order_patient", ["clinic_id", "patient_id", "placed_at"], unique=False)
+        batch_op.create_index("ix_core_lab_order_status", ["clinic_id", "status"], unique=False)
+
+    op.create_table(
+        "core_lab_test_service",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("test_id", sa.Integer(), nullable=False),
+        sa.Column("service_code", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["test_id"],
+            ["core_lab_test.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("test_id", "service_code", name="ux_core_lab_test_service"),
+    )
+    with op.batch_alter_table("core_lab_test_service", schema=None) as batch_op:
+        batch_op.create_index("ix_core_lab_test_service_code", ["clinic_id", "service_code"], unique=False)
+
+    op.create_table(
         "core_message",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("clinic_id", sa.Integer(), nullable=False),
@@ -1147,160 +1433,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_core_waitlist_clinic_state", ["clinic_id", "state", "desired_date"], unique=False)
 
     op.create_table(
-        "core_message_reply",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("clinic_id", sa.Integer(), nullable=False),
-        sa.Column("plugin", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("sender", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
-        sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("vendor_message_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
-        sa.Column("message_id", sa.Uuid(), nullable=True),
-        sa.Column("appointment_id", sa.Integer(), nullable=True),
-        sa.Column("patient_id", sa.Uuid(), nullable=True),
-        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["appointment_id"],
-            ["core_appointment.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["clinic_id"],
-            ["core_clinic.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["message_id"],
-            ["core_message.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["patient_id"],
-            ["core_patient.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("clinic_id", "plugin", "vendor_message_id", name="ux_core_message_reply_vendor"),
-    )
-    with op.batch_alter_table("core_message_reply", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_core_message_reply_appointment_id"), ["appointment_id"], unique=False)
-        batch_op.create_index("ix_core_message_reply_clinic", ["clinic_id", "received_at"], unique=False)
-
-    op.create_table(
-        "core_lab_provider",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("clinic_id", sa.Integer(), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("connector_plugin", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
-        sa.Column("codes", sa.JSON(), nullable=False),
-        sa.Column("printer_host", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("printer_port", sa.Integer(), nullable=True),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("kind IN ('medical', 'dental')", name="ck_core_lab_provider_kind"),
-        sa.ForeignKeyConstraint(
-            ["clinic_id"],
-            ["core_clinic.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("clinic_id", "name", name="ux_core_lab_provider_name"),
-    )
-    with op.batch_alter_table("core_lab_provider", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_core_lab_provider_clinic_id"), ["clinic_id"], unique=False)
-    op.create_table(
-        "core_lab_test",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("clinic_id", sa.Integer(), nullable=False),
-        sa.Column("provider_id", sa.Integer(), nullable=False),
-        sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-        sa.Column("coding_system", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("specimen_type", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["clinic_id"],
-            ["core_clinic.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["provider_id"],
-            ["core_lab_provider.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("provider_id", "code", name="ux_core_lab_test_code"),
-    )
-    with op.batch_alter_table("core_lab_test", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_core_lab_test_clinic_id"), ["clinic_id"], unique=False)
-    op.create_table(
-        "core_lab_test_service",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("clinic_id", sa.Integer(), nullable=False),
-        sa.Column("test_id", sa.Integer(), nullable=False),
-        sa.Column("service_code", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["clinic_id"],
-            ["core_clinic.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["test_id"],
-            ["core_lab_test.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("test_id", "service_code", name="ux_core_lab_test_service"),
-    )
-    with op.batch_alter_table("core_lab_test_service", schema=None) as batch_op:
-        batch_op.create_index("ix_core_lab_test_service_code", ["clinic_id", "service_code"], unique=False)
-    op.create_table(
-        "core_lab_order",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("clinic_id", sa.Integer(), nullable=False),
-        sa.Column("provider_id", sa.Integer(), nullable=False),
-        sa.Column("patient_id", sa.Uuid(), nullable=False),
-        sa.Column("doctor_id", sa.Integer(), nullable=True),
-        sa.Column("appointment_id", sa.Integer(), nullable=True),
-        sa.Column("placer_order_number", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("filler_order_number", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=True),
-        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("status_reason", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
-        sa.Column("outbox_item_id", sa.Uuid(), nullable=True),
-        sa.Column("cancel_item_id", sa.Uuid(), nullable=True),
-        sa.Column("ack_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
-        sa.Column("notes", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
-        sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["appointment_id"],
-            ["core_appointment.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["clinic_id"],
-            ["core_clinic.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["doctor_id"],
-            ["core_user.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["patient_id"],
-            ["core_patient.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["provider_id"],
-            ["core_lab_provider.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("clinic_id", "placer_order_number", name="ux_core_lab_order_placer"),
-    )
-    with op.batch_alter_table("core_lab_order", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_core_lab_order_appointment_id"), ["appointment_id"], unique=False)
-        batch_op.create_index("ix_core_lab_order_filler", ["clinic_id", "filler_order_number"], unique=False)
-        batch_op.create_index("ix_core_lab_order_patient", ["clinic_id", "patient_id", "placed_at"], unique=False)
-        batch_op.create_index("ix_core_lab_order_status", ["clinic_id", "status"], unique=False)
-    op.create_table(
         "core_lab_order_line",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("order_id", sa.Integer(), nullable=False),
@@ -1322,30 +1454,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("core_lab_order_line", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_core_lab_order_line_order_id"), ["order_id"], unique=False)
-    op.create_table(
-        "core_lab_specimen",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("clinic_id", sa.Integer(), nullable=False),
-        sa.Column("order_id", sa.Integer(), nullable=False),
-        sa.Column("accession_number", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("barcode_value", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
-        sa.Column("specimen_type", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("collected_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("label_printed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["clinic_id"],
-            ["core_clinic.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["order_id"],
-            ["core_lab_order.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("clinic_id", "accession_number", name="ux_core_lab_specimen_accession"),
-    )
-    with op.batch_alter_table("core_lab_specimen", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_core_lab_specimen_order_id"), ["order_id"], unique=False)
+
     op.create_table(
         "core_lab_result",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -1384,6 +1493,113 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("core_lab_result", schema=None) as batch_op:
         batch_op.create_index("ix_core_lab_result_patient", ["clinic_id", "patient_id", "observed_at"], unique=False)
+
+    op.create_table(
+        "core_lab_specimen",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("order_id", sa.Integer(), nullable=False),
+        sa.Column("accession_number", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("barcode_value", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
+        sa.Column("specimen_type", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("collected_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("label_printed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["order_id"],
+            ["core_lab_order.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("clinic_id", "accession_number", name="ux_core_lab_specimen_accession"),
+    )
+    with op.batch_alter_table("core_lab_specimen", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_lab_specimen_order_id"), ["order_id"], unique=False)
+
+    op.create_table(
+        "core_message_reply",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("plugin", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("sender", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("vendor_message_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("message_id", sa.Uuid(), nullable=True),
+        sa.Column("appointment_id", sa.Integer(), nullable=True),
+        sa.Column("patient_id", sa.Uuid(), nullable=True),
+        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["appointment_id"],
+            ["core_appointment.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["core_message.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["core_patient.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("clinic_id", "plugin", "vendor_message_id", name="ux_core_message_reply_vendor"),
+    )
+    with op.batch_alter_table("core_message_reply", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_core_message_reply_appointment_id"), ["appointment_id"], unique=False)
+        batch_op.create_index("ix_core_message_reply_clinic", ["clinic_id", "received_at"], unique=False)
+
+    op.create_table(
+        "core_record_signature",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("record_id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("provider", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("signer_id", sa.Integer(), nullable=False),
+        sa.Column("signer_name", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("signature", sa.LargeBinary(), nullable=False),
+        sa.Column("canonical_format", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("document_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("certificate_serial", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("certificate_subject", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("timestamped_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("session_id", sa.Uuid(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["core_clinic.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["record_id"],
+            ["core_clinical_record.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["core_record_signing_session.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["signer_id"],
+            ["core_user.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("record_id", "kind", name="ux_core_record_signature_kind"),
+    )
+    with op.batch_alter_table("core_record_signature", schema=None) as batch_op:
+        batch_op.create_index("ix_core_record_signature_clinic_signed", ["clinic_id", "signed_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_core_record_signature_record_id"), ["record_id"], unique=False)
+
     op.create_table(
         "core_lab_result_revision",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -1406,114 +1622,37 @@ def upgrade() -> None:
     with op.batch_alter_table("core_lab_result_revision", schema=None) as batch_op:
         batch_op.create_index("ix_core_lab_result_revision_result", ["result_id", "version"], unique=False)
 
-    op.create_table(
-        "core_dental_lab_case",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("clinic_id", sa.Integer(), nullable=False),
-        sa.Column("patient_id", sa.Uuid(), nullable=False),
-        sa.Column("provider_id", sa.Integer(), nullable=False),
-        sa.Column("doctor_id", sa.Integer(), nullable=True),
-        sa.Column("appointment_id", sa.Integer(), nullable=True),
-        sa.Column("work_type", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("teeth", sa.JSON(), nullable=False),
-        sa.Column("shade", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
-        sa.Column("material", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
-        sa.Column("instructions", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
-        sa.Column("due_date", sa.Date(), nullable=True),
-        sa.Column("sent_on", sa.Date(), nullable=True),
-        sa.Column("received_on", sa.Date(), nullable=True),
-        sa.Column("checked_on", sa.Date(), nullable=True),
-        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["appointment_id"],
-            ["core_appointment.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["clinic_id"],
-            ["core_clinic.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["doctor_id"],
-            ["core_user.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["patient_id"],
-            ["core_patient.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["provider_id"],
-            ["core_lab_provider.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    with op.batch_alter_table("core_dental_lab_case", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_core_dental_lab_case_appointment_id"), ["appointment_id"], unique=False)
-        batch_op.create_index("ix_core_dental_lab_case_clinic", ["clinic_id", "status", "due_date"], unique=False)
-        batch_op.create_index("ix_core_dental_lab_case_patient", ["clinic_id", "patient_id"], unique=False)
-
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table("core_dental_lab_case", schema=None) as batch_op:
-        batch_op.drop_index("ix_core_dental_lab_case_patient")
-        batch_op.drop_index("ix_core_dental_lab_case_clinic")
-        batch_op.drop_index(batch_op.f("ix_core_dental_lab_case_appointment_id"))
-
-    op.drop_table("core_dental_lab_case")
-
     with op.batch_alter_table("core_lab_result_revision", schema=None) as batch_op:
         batch_op.drop_index("ix_core_lab_result_revision_result")
 
     op.drop_table("core_lab_result_revision")
+    with op.batch_alter_table("core_record_signature", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_record_signature_record_id"))
+        batch_op.drop_index("ix_core_record_signature_clinic_signed")
 
-    with op.batch_alter_table("core_lab_result", schema=None) as batch_op:
-        batch_op.drop_index("ix_core_lab_result_patient")
-
-    op.drop_table("core_lab_result")
-
-    with op.batch_alter_table("core_lab_specimen", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_core_lab_specimen_order_id"))
-
-    op.drop_table("core_lab_specimen")
-
-    with op.batch_alter_table("core_lab_order_line", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_core_lab_order_line_order_id"))
-
-    op.drop_table("core_lab_order_line")
-
-    with op.batch_alter_table("core_lab_order", schema=None) as batch_op:
-        batch_op.drop_index("ix_core_lab_order_status")
-        batch_op.drop_index("ix_core_lab_order_patient")
-        batch_op.drop_index("ix_core_lab_order_filler")
-        batch_op.drop_index(batch_op.f("ix_core_lab_order_appointment_id"))
-
-    op.drop_table("core_lab_order")
-
-    with op.batch_alter_table("core_lab_test_service", schema=None) as batch_op:
-        batch_op.drop_index("ix_core_lab_test_service_code")
-
-    op.drop_table("core_lab_test_service")
-
-    with op.batch_alter_table("core_lab_test", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_core_lab_test_clinic_id"))
-
-    op.drop_table("core_lab_test")
-
-    with op.batch_alter_table("core_lab_provider", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_core_lab_provider_clinic_id"))
-
-    op.drop_table("core_lab_provider")
+    op.drop_table("core_record_signature")
     with op.batch_alter_table("core_message_reply", schema=None) as batch_op:
         batch_op.drop_index("ix_core_message_reply_clinic")
         batch_op.drop_index(batch_op.f("ix_core_message_reply_appointment_id"))
 
     op.drop_table("core_message_reply")
+    with op.batch_alter_table("core_lab_specimen", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_lab_specimen_order_id"))
+
+    op.drop_table("core_lab_specimen")
+    with op.batch_alter_table("core_lab_result", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_lab_result_patient")
+
+    op.drop_table("core_lab_result")
+    with op.batch_alter_table("core_lab_order_line", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_lab_order_line_order_id"))
+
+    op.drop_table("core_lab_order_line")
     with op.batch_alter_table("core_waitlist_entry", schema=None) as batch_op:
         batch_op.drop_index("ix_core_waitlist_clinic_state")
 
@@ -1529,6 +1668,31 @@ def downgrade() -> None:
         batch_op.drop_index("ix_core_message_address")
 
     op.drop_table("core_message")
+    with op.batch_alter_table("core_lab_test_service", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_lab_test_service_code")
+
+    op.drop_table("core_lab_test_service")
+    with op.batch_alter_table("core_lab_order", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_lab_order_status")
+        batch_op.drop_index("ix_core_lab_order_patient")
+        batch_op.drop_index("ix_core_lab_order_filler")
+        batch_op.drop_index(batch_op.f("ix_core_lab_order_appointment_id"))
+
+    op.drop_table("core_lab_order")
+    with op.batch_alter_table("core_dental_lab_case", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_dental_lab_case_patient")
+        batch_op.drop_index("ix_core_dental_lab_case_clinic")
+        batch_op.drop_index(batch_op.f("ix_core_dental_lab_case_appointment_id"))
+
+    op.drop_table("core_dental_lab_case")
+    with op.batch_alter_table("core_clinical_record", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_clinical_record_patient")
+        batch_op.drop_index("ix_core_clinical_record_clinic_status")
+        batch_op.drop_index("ix_core_clinical_record_clinic_author")
+        batch_op.drop_index(batch_op.f("ix_core_clinical_record_chain_id"))
+        batch_op.drop_index(batch_op.f("ix_core_clinical_record_appointment_id"))
+
+    op.drop_table("core_clinical_record")
     with op.batch_alter_table("core_appointment_change", schema=None) as batch_op:
         batch_op.drop_index("ix_core_appointment_change_appt")
 
@@ -1583,6 +1747,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_core_message_opt_out_clinic_id"))
 
     op.drop_table("core_message_opt_out")
+    with op.batch_alter_table("core_lab_test", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_lab_test_clinic_id"))
+
+    op.drop_table("core_lab_test")
     with op.batch_alter_table("core_doctor_schedule", schema=None) as batch_op:
         batch_op.drop_index("ix_core_doctor_schedule_doctor")
 
@@ -1600,6 +1768,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_core_user_permission_clinic_id"))
 
     op.drop_table("core_user_permission")
+    with op.batch_alter_table("core_user_identifier", schema=None) as batch_op:
+        batch_op.drop_index("ix_core_user_identifier_value")
+        batch_op.drop_index(batch_op.f("ix_core_user_identifier_user_id"))
+
+    op.drop_table("core_user_identifier")
     with op.batch_alter_table("core_schedule_break", schema=None) as batch_op:
         batch_op.drop_index("ix_core_schedule_break_doctor")
 
@@ -1612,6 +1785,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_core_role_permission_role_id"))
 
     op.drop_table("core_role_permission")
+    with op.batch_alter_table("core_record_signing_session", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_record_signing_session_user_id"))
+        batch_op.drop_index(batch_op.f("ix_core_record_signing_session_clinic_id"))
+
+    op.drop_table("core_record_signing_session")
     with op.batch_alter_table("core_plugin_state", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_core_plugin_state_clinic_id"))
 
@@ -1668,6 +1846,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_core_login_attempt_ip_at")
 
     op.drop_table("core_login_attempt")
+    with op.batch_alter_table("core_lab_provider", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_core_lab_provider_clinic_id"))
+
+    op.drop_table("core_lab_provider")
     with op.batch_alter_table("core_job_run", schema=None) as batch_op:
         batch_op.drop_index("ux_core_job_run_slot")
         batch_op.drop_index("ix_core_job_run_started")
@@ -1702,9 +1884,11 @@ def downgrade() -> None:
     op.drop_table("core_user")
     op.drop_table("core_runtime_generation")
     op.drop_table("core_role")
+    op.drop_table("core_clinic_setup_generation")
     op.drop_table("core_clinic")
     op.drop_table("core_audit_head")
     with op.batch_alter_table("core_audit", schema=None) as batch_op:
+        batch_op.drop_index("uq_core_audit_chain_seq")
         batch_op.drop_index(batch_op.f("ix_core_audit_target"))
         batch_op.drop_index(batch_op.f("ix_core_audit_clinic_id"))
         batch_op.drop_index(batch_op.f("ix_core_audit_actor_id"))
