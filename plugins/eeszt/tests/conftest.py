@@ -28,6 +28,10 @@ def fake(praxis_clock: Any) -> Iterator[FakeEeszt]:
 
 @dataclass
 class Eeszt:
+    INSTITUTION = INSTITUTION
+    UNIT = UNIT
+    STAMP = STAMP
+
     app: Any
     fake: FakeEeszt
     clock: Any
@@ -102,5 +106,11 @@ def setup_eeszt(plugin_app: Any, fake: FakeEeszt, clock: Any, *, pkcs12: bool = 
 
 
 @pytest.fixture
-def eeszt(plugin_app: Any, fake: FakeEeszt, praxis_clock: Any) -> Eeszt:
-    return setup_eeszt(plugin_app, fake, praxis_clock)
+def make_eeszt(plugin_app: Any, fake: FakeEeszt, praxis_clock: Any) -> Any:
+    """``make_eeszt(pkcs12=True)``: the clinic set up (test modules cannot import this conftest)."""
+    return lambda **options: setup_eeszt(plugin_app, fake, praxis_clock, **options)
+
+
+@pytest.fixture
+def eeszt(make_eeszt: Any) -> Eeszt:
+    return make_eeszt()
