@@ -196,6 +196,12 @@ def _address_problem(message: Message, country: str) -> str | None:
 def send_message(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str, Any]:
     message_id = uuid.UUID(str(item.payload["message_id"]))
     runtime = praxis.runtime
+    # The provider is picked before the transaction (the item names the channel), so the usual first attempt
+    # checks the message and marks it as being sent in one short write.
+    channel = item.payload.get("channel")
+    early = choose_provider(runtime, item.clinic_id, str(channel)) \
+        if channel and item.clinic_id is not None else None
+    claimed = False
     at = now()
     with transaction(praxis.engine) as session:
         message = session.exec(select(Message).where(Message.id == message_id).with_for_update()).first()
@@ -205,17 +211,20 @@ def send_message(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str,
             return {"skipped": "superseded by a newer attempt"}
         if message.status not in (MessageStatus.queued, MessageStatus.sending):
             return {"skipped": f"message is {message.status}"}
-        clinic = session.get(Clinic, message.clinic_id)
-        assert clinic is not None
-        tz = ZoneInfo(clinic.timezone)
         if message.status == MessageStatus.queued:
-            outcome = _before_first_send(session, message, clinic.country, tz, at, item.id)
+            clinic = session.get(Clinic, message.clinic_id)
+            assert clinic is not None
+            outcome = _before_first_send(session, message, clinic.country, ZoneInfo(clinic.timezone), at, item.id)
             if outcome is not None:
                 return outcome
+            if early is not None and early.provider is not None and early.provider.channel == message.channel \
+                    and message.attempts < MAX_SEND_ATTEMPTS:
+                claimed = _set(session, message.id, (MessageStatus.queued,), item.id, status=MessageStatus.sending,
+                               provider_plugin=early.plugin, attempts=message.attempts + 1)
         session.expunge(message)
     uncertain = message.status == MessageStatus.sending
-    choice = choose_provider(runtime, message.clinic_id, message.channel,
-                             sticky=message.provider_plugin if uncertain else None)
+    choice = early if claimed and early is not None else choose_provider(
+        runtime, message.clinic_id, message.channel, sticky=message.provider_plugin if uncertain else None)
     if choice.provider is None:
         return _no_provider(praxis, message, item.id, choice, uncertain)
     plugin, provider = choice.plugin, choice.provider
@@ -224,18 +233,19 @@ def send_message(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str,
     outgoing = OutgoingMessage(channel=message.channel, to=message.address, body=message.body,
                                idempotency_key=message.idempotency_key, subject=message.subject or None,
                                metadata={"message_id": str(message.id), "clinic_id": message.clinic_id})
-    if uncertain and not provider.deduplicates:
-        return _check_before_resend(praxis, message, item.id, plugin, provider, ctx, outgoing)
-    if message.attempts >= MAX_SEND_ATTEMPTS:
+    if not claimed:
+        if uncertain and not provider.deduplicates:
+            return _check_before_resend(praxis, message, item.id, plugin, provider, ctx, outgoing)
+        if message.attempts >= MAX_SEND_ATTEMPTS:
+            with transaction(praxis.engine) as session:
+                _set(session, message.id, (MessageStatus.queued, MessageStatus.sending), item.id, **_finish_values(
+                    MessageStatus.failed, "attempts_exhausted",
+                    f"gave up after {message.attempts} attempts: {message.reason or 'no answer'}"))
+            return {"failed": "attempts exhausted"}
         with transaction(praxis.engine) as session:
-            _set(session, message.id, (MessageStatus.queued,), item.id, **_finish_values(
-                MessageStatus.failed, "attempts_exhausted",
-                f"gave up after {message.attempts} attempts: {message.reason or 'no answer'}"))
-        return {"failed": "attempts exhausted"}
-    with transaction(praxis.engine) as session:
-        if not _set(session, message.id, (MessageStatus.queued, MessageStatus.sending), item.id,
-                    status=MessageStatus.sending, provider_plugin=plugin, attempts=message.attempts + 1):
-            return {"skipped": "message changed meanwhile"}
+            if not _set(session, message.id, (MessageStatus.queued, MessageStatus.sending), item.id,
+                        status=MessageStatus.sending, provider_plugin=plugin, attempts=message.attempts + 1):
+                return {"skipped": "message changed meanwhile"}
     message.attempts += 1
     try:
         result = provider.send(ctx, outgoing)

@@ -220,7 +220,7 @@ class Want:
 class People:
     """Patients, their addresses, guardians and opt-outs, loaded in bulk."""
 
-    patients: dict[uuid.UUID, Patient]
+    patients: dict[uuid.UUID, Any]  # rows with Patient's columns (plain rows: ORM objects cost ~0.1 ms each)
     phones: dict[uuid.UUID, list[tuple[str, str]]]
     emails: dict[uuid.UUID, list[str]]
     guardians: dict[uuid.UUID, list[PatientGuardian]]
@@ -231,20 +231,26 @@ class People:
     def load(cls, session: Session, patient_ids: Iterable[uuid.UUID], doctor_ids: Iterable[int] = ()) -> People:
         ids = sorted(set(patient_ids), key=str)
         people = cls({}, defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(set), {})
+        patient = Patient.__table__  # type: ignore[attr-defined]
         for chunk in _chunks(ids, 900):
-            for p in session.exec(select(Patient).where(col(Patient.id).in_(chunk))).all():
+            for p in session.execute(select(patient.c.id, patient.c.status, patient.c.given_name,
+                                            patient.c.family_name, patient.c.birth_date, patient.c.preferred_channel,
+                                            patient.c.preferred_language).where(patient.c.id.in_(chunk))).all():
                 people.patients[p.id] = p
-            for ph in session.exec(select(PatientPhone).where(col(PatientPhone.patient_id).in_(chunk))
-                                   .order_by(col(PatientPhone.position))).all():
-                people.phones[ph.patient_id].append((ph.e164, ph.kind))
-            for em in session.exec(select(PatientEmail).where(col(PatientEmail.patient_id).in_(chunk))
-                                   .order_by(col(PatientEmail.position))).all():
-                people.emails[em.patient_id].append(em.email)
+            for patient_id, e164, kind in session.execute(
+                    select(PatientPhone.patient_id, PatientPhone.e164, PatientPhone.kind)
+                    .where(col(PatientPhone.patient_id).in_(chunk)).order_by(col(PatientPhone.position))).all():
+                people.phones[patient_id].append((e164, kind))
+            for patient_id, email in session.execute(
+                    select(PatientEmail.patient_id, PatientEmail.email)
+                    .where(col(PatientEmail.patient_id).in_(chunk)).order_by(col(PatientEmail.position))).all():
+                people.emails[patient_id].append(email)
             for g in session.exec(select(PatientGuardian).where(col(PatientGuardian.patient_id).in_(chunk))
                                   .order_by(col(PatientGuardian.name))).all():
                 people.guardians[g.patient_id].append(g)
-            for o in session.exec(select(OptOut).where(col(OptOut.patient_id).in_(chunk))).all():
-                people.opt_outs[o.patient_id].add(o.channel)
+            for patient_id, channel in session.execute(
+                    select(OptOut.patient_id, OptOut.channel).where(col(OptOut.patient_id).in_(chunk))).all():
+                people.opt_outs[patient_id].add(channel)
         doctors = sorted(set(doctor_ids))
         for chunk in _chunks(doctors, 900):
             for user_id, name in session.exec(select(User.id, User.name).where(col(User.id).in_(chunk))).all():
@@ -307,8 +313,16 @@ def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[
     """The message rows (as column dicts) the wants stand for, one per recipient."""
     rows = []
     at = plan.now
+    chosen: dict[tuple[uuid.UUID, str], list[Recipient]] = {}  # a patient's recipients, once per channel choice
     for want in wants:
-        for r in _recipients(plan, people, want):
+        if want.patient_id is not None:
+            key = (want.patient_id, want.channel)
+            recipients = chosen.get(key)
+            if recipients is None:
+                recipients = chosen[key] = _recipients(plan, people, want)
+        else:
+            recipients = _recipients(plan, people, want)
+        for r in recipients:
             language = _language(plan, people, want)
             key = f"{want.prefix}:{want.occurrence}:{r.key}"[:200]
             row: dict[str, Any] = {
@@ -372,9 +386,10 @@ def _insert_builder(session: Session) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _outbox_row(message_id: uuid.UUID, item_id: uuid.UUID, clinic_id: int, available_at: datetime,
+def _outbox_row(message_id: uuid.UUID, item_id: uuid.UUID, clinic_id: int, channel: str, available_at: datetime,
                 at: datetime) -> dict[str, Any]:
-    return {"id": item_id, "plugin": CORE_PLUGIN, "topic": SEND_TOPIC, "payload": {"message_id": str(message_id)},
+    return {"id": item_id, "plugin": CORE_PLUGIN, "topic": SEND_TOPIC,
+            "payload": {"message_id": str(message_id), "channel": channel},
             "clinic_id": clinic_id, "dedupe_key": None, "status": OutboxStatus.pending, "available_at": available_at,
             "attempts": 0, "max_attempts": SEND_MAX_ATTEMPTS, "created_at": at}
 
@@ -384,15 +399,18 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, A
     Returns the rows actually inserted."""
     if not rows:
         return []
-    build = _insert_builder(session)
-    inserted: set[uuid.UUID] = set()
+    table = Message.__table__  # type: ignore[attr-defined]
+    # One compiled statement run as an "executemany" (SQLAlchemy batches it into multi-row INSERTs with
+    # RETURNING): a conflicting dedupe key is skipped, and only the ids actually inserted come back.
+    statement = (_insert_builder(session)(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                 .returning(table.c.id))
     for row in rows:
         if row["status"] == MessageStatus.queued:
             row["outbox_item_id"] = uuid.uuid4()
-    for chunk in _chunks(rows, CHUNK):
-        statement = (build(Message).values(list(chunk)).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                     .returning(col(Message.id)))
-        inserted.update(session.execute(statement).scalars())
+    connection = session.connection()
+    inserted: set[uuid.UUID] = set()
+    for chunk in _chunks(rows, 5000):
+        inserted.update(connection.execute(statement, list(chunk)).scalars())
     fresh = [r for r in rows if r["id"] in inserted]
     queue_rows(session, fresh)
     return fresh
@@ -400,17 +418,21 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, A
 
 def queue_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     at = now()
-    items = [_outbox_row(r["id"], r["outbox_item_id"], r["clinic_id"], r["planned_for"], at)
+    items = [_outbox_row(r["id"], r["outbox_item_id"], r["clinic_id"], r["channel"], r["planned_for"], at)
              for r in rows if r["status"] == MessageStatus.queued and r.get("outbox_item_id")]
-    for chunk in _chunks(items, CHUNK * 2):
-        session.execute(insert(OutboxItem).values(list(chunk)))
+    if not items:
+        return
+    connection = session.connection()
+    statement = insert(OutboxItem.__table__)  # type: ignore[attr-defined]
+    for chunk in _chunks(items, 5000):
+        connection.execute(statement, list(chunk))
 
 
 def requeue(session: Session, message: Message, available_at: datetime) -> uuid.UUID:
     """Give ``message`` a fresh outbox item due at ``available_at`` (the caller updates the row)."""
     item_id = uuid.uuid4()
     session.execute(insert(OutboxItem).values(
-        **_outbox_row(message.id, item_id, message.clinic_id, available_at, now())))
+        **_outbox_row(message.id, item_id, message.clinic_id, message.channel, available_at, now())))
     return item_id
 
 
@@ -505,11 +527,11 @@ def plan_appointments(session: Session, clinic_id: int, changes: dict[int, Appoi
     if plan is None or not plan.rules:
         return counts
     ids = sorted(changes)
-    appointments: dict[int, Appointment] = {}
+    appointments: dict[int, Any] = {}  # rows with Appointment's columns
+    table = Appointment.__table__  # type: ignore[attr-defined]
+    session.flush()
     for chunk in _chunks(ids, 900):
-        for a in session.exec(select(Appointment).where(col(Appointment.id).in_(chunk),
-                                                        Appointment.clinic_id == clinic_id)).all():
-            assert a.id is not None
+        for a in session.execute(select(table).where(table.c.id.in_(chunk), table.c.clinic_id == clinic_id)).all():
             appointments[a.id] = a
     wants: list[Want] = []
     why_not: dict[tuple[int, int], str | None] = {}  # (rule, appointment) -> reason its messages are unwanted

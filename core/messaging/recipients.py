@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -61,6 +62,7 @@ def channel_order(rule_channel: str, preferred: str | None) -> list[str]:
     return [first, *(c for c in CHANNELS if c != first)]
 
 
+@lru_cache(maxsize=65536)
 def check_phone(e164: str, country: str) -> tuple[str | None, str | None]:
     """(normalised number, None) or (None, readable reason) for an SMS address."""
     try:

@@ -221,7 +221,7 @@ def validate(body: str, subject: str = "") -> None:
 
 def render(text: str, ctx: RenderContext, *, sample: bool = False) -> str:
     """Fill ``text``'s placeholders. An unknown placeholder raises KeyError (validation keeps them out)."""
-    known = placeholders()
+    known = _registry  # read-only here; registering replaces entries atomically
     out = []
     for f in _parsed(text):
         out.append(f.literal)
