@@ -119,7 +119,8 @@ CODE_MESSAGES: dict[str, str | dict[str, str]] = {
         "new_patient_phone": N_("A new patient needs a phone number."),
         "doctor_id": N_("Choose a doctor."),
         "identifiers": N_("This identifier is required."),
-        "window": N_("Give both ends of the time window."),
+        "window_start": N_("Give both ends of the time window."),
+        "window_end": N_("Give both ends of the time window."),
     },
     "future": N_("The birth date is in the future."),
     "too_early": N_("The birth date is too far in the past."),
@@ -229,6 +230,8 @@ def pydantic_errors(exc: ValidationError, *, rename: Callable[[str], str] | None
             message = _("Enter a date.")
         elif kind in ("time_parsing", "time_type"):
             message = _("Enter a time.")
+        elif kind in ("string_too_short", "too_short") and int((error.get("ctx") or {}).get("min_length", 0)) <= 1:
+            message = _("This field is required.")
         elif kind == "extra_forbidden":
             message = _("This value cannot be set here.")
         elif kind in ("uuid_parsing", "uuid_type"):

@@ -4,6 +4,7 @@ template and each dialog of those screens) for the every-template-in-every-langu
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -125,5 +126,5 @@ def visit_screens(client: Any, praxis: Any, clinic: int) -> list[Any]:
 
 def field_errors(html: str) -> dict[str, str]:
     """``{input id: error text}`` of the field errors shown in a page."""
-    return {m.group(1)[:-len("-error")]: m.group(2).strip()
+    return {m.group(1)[:-len("-error")]: html_lib.unescape(m.group(2).strip())
             for m in re.finditer(r'class="field-error" id="([^"]+)">([^<]*)<', html) if m.group(2).strip()}

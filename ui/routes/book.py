@@ -68,6 +68,10 @@ DURATIONS = (10, 15, 20, 30, 45, 60, 90, 120, 180)
 PX_PER_MINUTE = 1.6
 DEFAULT_HOURS = (8 * 60, 18 * 60)
 TRIGGER = "book-changed"
+# Inputs of the book's dialogs: a service error about one of them is shown next to it.
+DIALOG_FIELDS = frozenset({"date", "time", "duration", "doctor_id", "room_id", "type_code", "source_code", "notes",
+                           "new_patient_name", "new_patient_phone", "patient_id", "reason", "note", "desired_date",
+                           "window_start", "window_end"})
 ACTION_TITLES = {
     "created": N_("Booked"), "changed": N_("Changed"), "moved": N_("Moved"), "resized": N_("Length changed"),
     "status_changed": N_("Status changed"), "cancelled": N_("Cancelled"), "no_show": N_("Marked as no-show"),
@@ -494,7 +498,8 @@ def _scheduling_errors(page: Page, exc: Exception, fields: set[str]) -> tuple[Er
     with i18n.using(page.locale):
         if isinstance(exc, ValidationFailed):
             renamed = field_error_map(exc, rename=lambda f: {"start_at": "time", "end_at": "duration",
-                                                             "reason": "reason"}.get(f, f), known=fields)
+                                                             "duration_minutes": "duration"}.get(f, f),
+                                      known=fields | DIALOG_FIELDS)
             return renamed, []
         if isinstance(exc, Conflict):
             return {FORM: [_("The time is taken.")]}, list(exc.details.get("conflicts") or [])

@@ -51,7 +51,7 @@ router = APIRouter(prefix="/clinics/{clinic_id}/desk", include_in_schema=False)
 menu.register(menu.CoreItem("desk", N_("Patients"), "/clinics/{clinic_id}/desk", "patients.view", 10))
 
 PAGE_SIZE = 25
-ROWS = {"phones": 3, "emails": 2, "guardians": 2, "alerts": 2, "consents": 2}  # at least this many form rows
+ROWS = {"phones": 2, "emails": 1, "guardians": 1, "alerts": 1, "consents": 1}  # at least this many form rows
 SEX = {"female": N_("Female"), "male": N_("Male"), "other": N_("Other"), "unknown": N_("Not given")}
 CHANNELS = {"sms": N_("Text message"), "email": N_("E-mail"), "none": N_("No reminders")}
 PHONE_KINDS = {"mobile": N_("Mobile"), "home": N_("Home"), "work": N_("Work"), "other": N_("Other")}
@@ -367,7 +367,8 @@ def _parse_form(page: Page, form: dict[str, Any], *, editing: bool, existing_ids
     index_map: dict[str, dict[int, int]] = {}
     for kind in ROW_FIELDS:
         all_rows, filled = _read_rows(form, kind)
-        rows[kind] = _blank_rows(kind, all_rows)
+        shown_rows = all_rows[:filled[-1] + 1] if filled else []  # trailing blank rows are not shown twice
+        rows[kind] = _blank_rows(kind, shown_rows)
         index_map[kind] = {n: i for n, i in enumerate(filled)}
         items = []
         for i in filled:

@@ -174,6 +174,11 @@
     var slot = event.target.closest && event.target.closest(".slot");
     var ctrl = event.ctrlKey || event.metaKey;
     if (event.key === "Escape" && clip() && !dialog.open) { setClip(null); return; }
+    if (appt && (event.key === "Enter" || event.key === " ") && !event.altKey && !ctrl) {
+      openUrl(base + "/appointments/" + appt.dataset.id);
+      event.preventDefault();
+      return;
+    }
     if (appt && canEdit) {
       if (event.key === "ContextMenu" || (event.shiftKey && event.key === "F10")) {
         var rect = appt.getBoundingClientRect();
@@ -200,12 +205,14 @@
     if (!appt || !canEdit || event.button !== 0) { return; }
     drag = {
       appt: appt, resize: !!event.target.closest(".resize-handle"), x: event.clientX, y: event.clientY,
+      grab: event.clientY - appt.getBoundingClientRect().top,
       top: parseFloat(appt.style.top), height: parseFloat(appt.style.height), started: false, column: null, minutes: null
     };
   });
   document.addEventListener("pointermove", function (event) {
     if (!drag) { return; }
     var dx = event.clientX - drag.x, dy = event.clientY - drag.y;
+    event.preventDefault();
     if (!drag.started) {
       if (Math.abs(dx) < 5 && Math.abs(dy) < 5) { return; }
       drag.started = true;
@@ -225,7 +232,7 @@
     var column = below && below.closest && below.closest(".col-body");
     if (!column) { return; }
     var rect = column.getBoundingClientRect();
-    var offset = event.clientY - rect.top - (drag.y - drag.appt.getBoundingClientRect().top + dy);
+    var offset = event.clientY - rect.top - drag.grab;
     var top = Math.max(0, Math.round(offset / snap) * snap);
     if (column !== drag.appt.parentElement) { column.appendChild(drag.appt); }
     drag.appt.style.top = top + "px";
