@@ -143,6 +143,9 @@ class Hl7Connector(LabConnector):
             answer = parse_answer(raw)
         except ValueError as exc:
             raise RetryableError(f"the lab's answer to the query is not HL7: {exc}", code="bad_answer") from exc
+        if answer.control_id != control:
+            raise RetryableError(f"the lab answered message {answer.control_id!r}, not our query ({control})",
+                                 code="ack_mismatch")
         if answer.code not in ("AA", "CA"):
             raise PermanentError(f"the lab refused the result query ({answer.code} {answer.error_code}): "
                                  f"{answer.text or 'no reason'}; turn off 'Ask the lab for results' if it does not "
