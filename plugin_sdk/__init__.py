@@ -9,7 +9,7 @@ from __future__ import annotations
 import pluggy
 
 from plugin_sdk.context import ClinicInfo, OutboxMessage, PluginContext
-from plugin_sdk.contributions import ConnectionCheck, IdentifierType, MenuItem, PeriodicJob
+from plugin_sdk.contributions import ConnectionCheck, IdentifierType, MenuItem, Panel, PeriodicJob
 from plugin_sdk.errors import (
     FieldError,
     PermanentError,
@@ -43,6 +43,7 @@ __all__ = [
     "MenuItem",
     "N_",
     "OutboxMessage",
+    "Panel",
     "PeriodicJob",
     "PermanentError",
     "PermissionSpec",

@@ -23,6 +23,18 @@ class MenuItem:
 
 
 @dataclass(frozen=True)
+class Panel:
+    """A panel a plugin adds to a screen. ``url`` is a route of the plugin's own (relative to its mount point
+    ``/api/clinics/{clinic_id}/x/<plugin>``) with ``{patient_id}`` or ``{appointment_id}`` filled in by the UI;
+    the UI loads it and shows the JSON or HTML it returns. ``title`` is a msgid from the plugin's catalog."""
+
+    title: str
+    url: str
+    permission: str | None = None
+    order: int = 100
+
+
+@dataclass(frozen=True)
 class IdentifierType:
     """A typed national or professional identifier a plugin contributes (e.g. Hungarian TAJ).
 

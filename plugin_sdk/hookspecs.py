@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from plugin_sdk.context import PluginContext
-    from plugin_sdk.contributions import ConnectionCheck, IdentifierType, MenuItem, PeriodicJob
+    from plugin_sdk.contributions import ConnectionCheck, IdentifierType, MenuItem, Panel, PeriodicJob
     from plugin_sdk.errors import FieldError
     from plugin_sdk.events import DomainEvent
     from plugin_sdk.manifest import PermissionSpec
@@ -90,6 +90,13 @@ def praxis_static_dir() -> Path | None:
 def praxis_menu_items(ctx: PluginContext) -> list[MenuItem]:
     """Called when the UI builds the menu for a clinic where the plugin is enabled.
     Return the plugin's menu entries; entries whose permission the user lacks are hidden."""
+
+
+@hookspec
+def praxis_panels(ctx: PluginContext, where: str) -> list[Panel]:
+    """Called when the UI builds the patient card (``where="patient"``) or the appointment dialog
+    (``where="visit"``) in a clinic where the plugin is enabled. Return the panels to show there; panels whose
+    permission the user lacks are hidden, and a disabled plugin's panels disappear at once."""
 
 
 @hookspec

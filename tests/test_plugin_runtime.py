@@ -143,3 +143,13 @@ def test_hooks_and_events_inside_a_write_transaction_do_not_wait_on_themselves(m
             praxis.runtime.call("praxis_menu_items", clinic)  # flaky raises: its failure is counted
     assert time.monotonic() - started < 5
     assert {s.name: s.state for s in praxis.plugins.statuses(clinic)}["flaky"] == "unhealthy"
+
+
+def test_praxis_panels_come_only_from_plugins_enabled_in_the_clinic(make_praxis):
+    praxis = make_praxis(ALL)
+    budapest, seoul = add_clinic(praxis), add_clinic(praxis, "Seoul", "KR", "Asia/Seoul", "ko")
+    praxis.plugins.enable(budapest, "greeter", ADMIN)
+    panels = [r.value for r in praxis.runtime.call("praxis_panels", budapest, where="patient")]
+    assert [p.title for group in panels for p in group] == ["Greetings sent"]
+    assert praxis.runtime.call("praxis_panels", seoul, where="patient") == []
+    assert [r.value for r in praxis.runtime.call("praxis_panels", budapest, where="visit")] == [[]]

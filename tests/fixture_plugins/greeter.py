@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, Field, SecretStr
 
-from plugin_sdk import Category, ConnectionCheck, FieldError, MenuItem, PluginManifest, hookimpl
+from plugin_sdk import Category, ConnectionCheck, FieldError, MenuItem, Panel, PluginManifest, hookimpl
 
 EVENTS: list = []
 
@@ -39,3 +39,8 @@ def praxis_menu_items(ctx):
 @hookimpl
 def praxis_test_connection(ctx, settings):
     return ConnectionCheck(settings.endpoint.startswith("https://"), f"reached {settings.endpoint}")
+
+
+@hookimpl
+def praxis_panels(ctx, where):
+    return [Panel(title="Greetings sent", url="/patients/{patient_id}/greetings")] if where == "patient" else []
