@@ -53,6 +53,7 @@ def scratch_praxis(url: str | None) -> Iterator[Any]:
                         data_dir=data_dir, plugins_file=data_dir / "plugins.toml", embedded_worker=False,
                         state_refresh_seconds=5.0)
     praxis = bootstrap(settings, entry_points=[])
+    praxis.bench_settings = {"database_url": db_url, "master_key": settings.master_key, "data_dir": str(data_dir)}
     try:
         yield praxis
     finally:
@@ -61,6 +62,17 @@ def scratch_praxis(url: str | None) -> Iterator[Any]:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
+
+
+def attach_praxis(database_url: str, master_key: str, data_dir: str, **engine_kwargs: Any) -> Any:
+    """Another process's Praxis on the scratch database ``scratch_praxis`` made (see ``praxis.bench_settings``)."""
+    from core.app_context import bootstrap
+    from core.config import Settings
+    from core.db import make_engine
+
+    settings = Settings(database_url=database_url, master_key=master_key, data_dir=Path(data_dir),
+                        plugins_file=Path(data_dir) / "plugins.toml", embedded_worker=False, state_refresh_seconds=5.0)
+    return bootstrap(settings, entry_points=[], engine=make_engine(settings.url, **engine_kwargs))
 
 
 def build(praxis: Any, doctors: int, rooms: int, country: str = "HU", tz: str = "Europe/Budapest") -> Setup:

@@ -132,3 +132,14 @@ class ScheduleBreak(SQLModel, table=True):
     start_time: time
     end_time: time
     label: str = Field(default="", max_length=100)
+
+
+class ClinicSetupGeneration(SQLModel, table=True):
+    """A counter per clinic, raised in the same transaction as any change to its hours, days off, doctors'
+    schedules, breaks, rooms or appointment option lists, so every process can cache that set-up and
+    notice a change with one indexed read (``core.scheduling.setup``)."""
+
+    __tablename__ = "core_clinic_setup_generation"
+
+    clinic_id: int = Field(primary_key=True)
+    generation: int = 0

@@ -23,17 +23,16 @@ from sqlmodel import Session, col, func, or_, select
 
 from core import audit
 from core.clock import now
-from core.db import transaction
+from core.db import reader, transaction
 from core.events import emit
 from core.models.appointment import Appointment, AppointmentChange
-from core.models.clinic import Clinic
 from core.patients.hooks import pinned_plugin_state
 from core.scheduling.calendar import ClinicCalendar, to_epoch
 from core.scheduling.conflicts import describe, find_conflicts, lock_resources
 from core.scheduling.errors import Conflict, FieldErrors, Forbidden, NotFound, VersionConflict, invalid
 from core.scheduling.options import STAMPS, Options
 from core.scheduling.people import check_patient, check_staff
-from core.scheduling.schedules import check_room, get_clinic
+from core.scheduling.setup import current as current_setup
 from plugin_sdk.events import EventName
 
 if TYPE_CHECKING:
@@ -108,11 +107,12 @@ class Book:
     def __init__(self, praxis: Praxis, session: Session, clinic_id: int, caller: Caller) -> None:
         self.praxis = praxis
         self.session = session
-        self.clinic: Clinic = get_clinic(session, clinic_id)
+        self.clinic, self.setup = current_setup(session, clinic_id)
         self.clinic_id = clinic_id
         self.caller = caller
-        self.options = Options(session, clinic_id)
+        self.options = Options(None, clinic_id, self.setup.options)
         self.tz = ZoneInfo(self.clinic.timezone)
+        self.placing: Appointment | None = None
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -139,6 +139,16 @@ class Book:
 
     # --- validation -------------------------------------------------------------------------------
 
+    def check_room(self, room_id: int | None, errors: FieldErrors, field: str = "room_id") -> None:
+        """Like ``schedules.check_room``, from the cached set-up (rooms are never deleted)."""
+        if room_id is None:
+            return
+        room = self.setup.rooms.get(room_id)
+        if room is None:
+            errors.add(field, f"room {room_id} not found in this clinic", "unknown_room")
+        elif not room.active:
+            errors.add(field, f"room {room.name!r} is not in use", "room_inactive")
+
     def validate(self, appt: Appointment, changed: set[str], *, is_new: bool) -> None:
         errors = FieldErrors()
         touched = set(EDITABLE) if is_new else changed
@@ -152,7 +162,7 @@ class Book:
         if people:
             check_staff(self.session, self.clinic_id, errors, **people)
         if "room_id" in touched:
-            check_room(self.session, self.clinic_id, appt.room_id, errors)
+            self.check_room(appt.room_id, errors)
         if appt.patient_id is not None:
             if touched & {"patient_id"}:
                 check_patient(self.session, self.clinic_id, appt.patient_id, errors)
@@ -202,7 +212,7 @@ class Book:
         _may_overbook(self.caller, overbook)
         first = appt.start_at.astimezone(self.tz).date()
         last = appt.end_at.astimezone(self.tz).date()
-        calendar = ClinicCalendar.load(self.session, self.clinic, [appt.doctor_id], first, last)
+        calendar = ClinicCalendar.from_setup(self.clinic, self.setup, [appt.doctor_id], first, last)
         inside = calendar.covers(appt.doctor_id, appt.start_at, appt.end_at)
         if inside and pick_room and appt.room_id is None:
             s = to_epoch(appt.start_at)
@@ -217,7 +227,12 @@ class Book:
 
     def place(self, appt: Appointment, overbook: bool) -> Placement:
         """Lock the doctor and room, then refuse overlaps (or record them when overbooking)."""
-        lock_resources(self.session, self.clinic_id, [appt.doctor_id], [appt.room_id])
+        if overbook or self.session.get_bind().dialect.name != "postgresql":
+            lock_resources(self.session, self.clinic_id, [appt.doctor_id], [appt.room_id])
+        # On PostgreSQL an ordinary booking takes no lock: the exclusion constraints make a concurrent
+        # overlapping insert wait for this transaction and then fail (``flush`` turns that into a 409), so
+        # bookings of one doctor or room no longer queue behind each other's whole transaction.
+        self.placing = appt
         clashes = find_conflicts(self.session, self.clinic_id, appt.start_at, appt.end_at, appt.doctor_id,
                                  appt.room_id, exclude_ids=[appt.id] if appt.id else [])
         listed = describe(clashes, appt.doctor_id, appt.room_id)
@@ -270,7 +285,7 @@ class Book:
         placement.outside_hours = self.check_hours(appt, overbook, pick_room=True)
         if appt.room_id is not None and "room_id" not in values:
             errors = FieldErrors()
-            check_room(self.session, self.clinic_id, appt.room_id, errors)
+            self.check_room(appt.room_id, errors)
             errors.raise_if_any()
         self.veto(appt, is_new=True)
         placed = self.place(appt, overbook)
@@ -285,7 +300,11 @@ class Book:
             self.session.flush()
         except IntegrityError as exc:  # the PostgreSQL exclusion constraint caught an overlap
             if "overlap" in str(exc.orig):
-                raise Conflict("the time is taken", conflicts=[]) from exc
+                appt = self.placing
+                if appt is None:
+                    raise Conflict("the time is taken", conflicts=[]) from exc
+                raise RaceLost(self.clinic_id, appt.start_at, appt.end_at, appt.doctor_id, appt.room_id,
+                               appt.id) from exc
             raise
 
 
@@ -293,8 +312,29 @@ class Book:
 def write(praxis: Praxis) -> Iterator[Session]:
     """A write transaction with the plugin-state cache pinned: the veto and the event fan-out read that
     cache, and on SQLite a refresh inside the transaction would wait for the write lock this one holds."""
-    with pinned_plugin_state(praxis.runtime), transaction(praxis.engine) as session:
-        yield session
+    try:
+        with pinned_plugin_state(praxis.runtime), transaction(praxis.engine) as session:
+            yield session
+    except RaceLost as lost:  # rolled back by now: list what won the race (it is committed)
+        raise Conflict("the time is taken", conflicts=lost.winners(praxis)) from lost
+
+
+class RaceLost(Exception):
+    """A concurrent booking of the same doctor or room committed between the overlap check and the write."""
+
+    def __init__(self, clinic_id: int, start: datetime, end: datetime, doctor_id: int, room_id: int | None,
+                 appointment_id: int | None) -> None:
+        super().__init__("the time is taken")
+        self.args_ = (clinic_id, start, end, doctor_id, room_id, appointment_id)
+
+    def winners(self, praxis: Praxis) -> list[dict[str, Any]]:
+        clinic_id, start, end, doctor_id, room_id, appointment_id = self.args_
+        from core.scheduling import conflicts
+
+        with transaction(reader(praxis.engine)) as session:
+            clashes = conflicts.find_conflicts(session, clinic_id, start, end, doctor_id, room_id,
+                                     exclude_ids=[appointment_id] if appointment_id else [])
+            return describe(clashes, doctor_id, room_id)
 
 
 def _may_overbook(caller: Caller, overbook: bool) -> None:

@@ -7,17 +7,20 @@ subtract and slice, and free of local-time ambiguity. Local wall times become in
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from core.models.clinic import Clinic
-from core.models.schedule import ClinicDay, ClinicHours, DoctorSchedule, ScheduleBreak, ScheduleException
+from core.models.schedule import ClinicDay, DoctorSchedule, ScheduleBreak, ScheduleException
 from core.scheduling.holidays import PublicCalendar, public_calendar
+
+if TYPE_CHECKING:
+    from core.scheduling.setup import ClinicSetup
 
 Interval = tuple[int, int]
 
@@ -99,36 +102,31 @@ class ClinicCalendar:
     @classmethod
     def load(cls, session: Session, clinic: Clinic, doctor_ids: Iterable[int] | None, first: date,
              last: date) -> ClinicCalendar:
-        """Load the clinic's set-up for ``first``..``last`` (inclusive) and the given doctors (None: all)."""
-        assert clinic.id is not None
-        cid = clinic.id
-        hours: dict[int, list[tuple[time, time]]] = defaultdict(list)
-        for row in session.exec(select(ClinicHours).where(ClinicHours.clinic_id == cid)).all():
-            hours[row.weekday].append((row.start_time, row.end_time))
-        days = {row.day: row for row in session.exec(
-            select(ClinicDay).where(ClinicDay.clinic_id == cid, col(ClinicDay.day) >= first, col(ClinicDay.day) <= last)
-        ).all()}
-        calendar = cls(clinic, ZoneInfo(clinic.timezone), dict(hours), days)
-        ids = None if doctor_ids is None else sorted(set(doctor_ids))
+        """The clinic's set-up for ``first``..``last`` (inclusive) and the given doctors (None: all), from the
+        per-process set-up cache (one small query checks that it is current)."""
+        from core.scheduling.setup import cached
 
-        templates = select(DoctorSchedule).where(DoctorSchedule.clinic_id == cid)
-        exceptions = select(ScheduleException).where(
-            ScheduleException.clinic_id == cid, col(ScheduleException.day) >= first, col(ScheduleException.day) <= last)
-        breaks = select(ScheduleBreak).where(ScheduleBreak.clinic_id == cid)
-        if ids is not None:
-            templates = templates.where(col(DoctorSchedule.doctor_id).in_(ids))
-            exceptions = exceptions.where(col(ScheduleException.doctor_id).in_(ids))
-            breaks = breaks.where(col(ScheduleBreak.doctor_id).in_(ids))
-        for row in session.exec(templates).all():
-            calendar.templates.setdefault(row.doctor_id, []).append(row)
-        for row in session.exec(exceptions).all():
-            calendar.exceptions.setdefault((row.doctor_id, row.day), []).append(row)
-        for row in session.exec(breaks).all():
-            if row.weekday is not None:
-                calendar.weekly_breaks.setdefault((row.doctor_id, row.weekday), []).append(row)
-            elif row.day is not None and first <= row.day <= last:
-                calendar.dated_breaks.setdefault((row.doctor_id, row.day), []).append(row)
-        return calendar
+        assert clinic.id is not None
+        return cls.from_setup(clinic, cached(session, clinic.id), doctor_ids, first, last)
+
+    @classmethod
+    def from_setup(cls, clinic: Clinic, setup: ClinicSetup, doctor_ids: Iterable[int] | None = None,
+                   first: date | None = None, last: date | None = None) -> ClinicCalendar:
+        """A calendar over a cached set-up, limited to some doctors and dates when given (the rows are shared,
+        read-only; the memo tables are this calendar's own)."""
+        ids = None if doctor_ids is None else set(doctor_ids)
+        lo, hi = first or date.min, last or date.max
+
+        def wanted(doctor_id: int, day: date | None = None) -> bool:
+            return (ids is None or doctor_id in ids) and (day is None or lo <= day <= hi)
+
+        return cls(
+            clinic, ZoneInfo(clinic.timezone), setup.hours, setup.days,
+            templates={d: rows for d, rows in setup.templates.items() if wanted(d)},
+            exceptions={k: rows for k, rows in setup.exceptions.items() if wanted(*k)},
+            weekly_breaks={k: rows for k, rows in setup.weekly_breaks.items() if wanted(k[0])},
+            dated_breaks={k: rows for k, rows in setup.dated_breaks.items() if wanted(*k)},
+        )
 
     def public(self, year: int) -> PublicCalendar:
         if year not in self._public:

@@ -1,9 +1,11 @@
 """Double-booking prevention: serialise bookings per doctor and per room, then look for overlaps.
 
-* PostgreSQL: a transaction-scoped advisory lock per (clinic, doctor) and (clinic, room), taken in a fixed
-  order (no deadlocks) before the overlap query, so two bookings for the same doctor or room run one after
-  the other while bookings for other doctors proceed in parallel. The exclusion constraints on
-  ``core_appointment`` (btree_gist, ``tstzrange``) are the backstop should any code skip this path.
+* PostgreSQL: the exclusion constraints on ``core_appointment`` (btree_gist, ``tstzrange``, active and not
+  overbooked rows) are the guarantee. The overlap query runs first so users get the list of conflicts;
+  a concurrent overlapping insert then waits for the first transaction and fails, which the service
+  reports as the same 409 with the winner listed. Only overbooking takes a transaction-scoped advisory
+  lock per (clinic, doctor) and (clinic, room), in a fixed order (no deadlocks). Booking behind such a
+  lock (for every booking) made bookings of one room queue behind each other's whole transaction.
 * SQLite: ``BEGIN IMMEDIATE`` (core.db) already gives the transaction the database's single write lock
   before its first read, so the check and the insert cannot interleave with another writer.
 """

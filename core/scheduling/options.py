@@ -96,15 +96,22 @@ def load(session: Session, clinic_id: int, kind: str) -> list[Option]:
 class Options:
     """All lists of one clinic, loaded once per request."""
 
-    def __init__(self, session: Session, clinic_id: int) -> None:
-        rows = session.exec(select(AppointmentOption).where(AppointmentOption.clinic_id == clinic_id)).all()
-        by_kind: dict[str, list[Option]] = {}
-        for r in sorted(rows, key=lambda r: (r.position, r.id or 0)):
-            by_kind.setdefault(r.kind, []).append(Option(r.code, r.label, r.color, r.role, r.position, r.active))
-        self.lists = {kind: by_kind.get(kind) or list(DEFAULTS[kind]) for kind in OPTION_KINDS}
+    def __init__(self, session: Session | None, clinic_id: int, lists: dict[str, list[Option]] | None = None) -> None:
+        """The lists as given (e.g. from the set-up cache), else the clinic's (cached while unchanged)."""
+        if lists is None:
+            from core.scheduling.setup import cached
+
+            assert session is not None
+            lists = cached(session, clinic_id).options
+        self.lists = lists
+        self._by_code: dict[str, dict[str, Option]] = {}
+        for kind, items in lists.items():
+            codes = self._by_code[kind] = {}
+            for option in items:
+                codes.setdefault(option.code, option)
 
     def get(self, kind: str, code: str) -> Option | None:
-        return next((o for o in self.lists[kind] if o.code == code), None)
+        return self._by_code[kind].get(code)
 
     def require(self, kind: str, code: str | None, field: str, *, active: bool = True) -> Option | None:
         if code is None:

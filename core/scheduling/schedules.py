@@ -18,6 +18,7 @@ from core.models.schedule import ClinicDay, ClinicHours, DoctorSchedule, Room, S
 from core.scheduling.errors import FieldErrors, NotFound
 from core.scheduling.holidays import public_calendar
 from core.scheduling.people import check_staff
+from core.scheduling.setup import bump as bump_setup
 
 
 def get_clinic(session: Session, clinic_id: int) -> Clinic:
@@ -80,6 +81,7 @@ def set_hours(engine: Engine, clinic_id: int, items: list[dict[str, Any]], actor
         get_clinic(session, clinic_id)
         before = get_hours(session, clinic_id)
         session.exec(delete(ClinicHours).where(col(ClinicHours.clinic_id) == clinic_id))  # type: ignore[call-overload]
+        bump_setup(session, clinic_id)  # a bulk delete: the flush hook does not see it
         rows = [ClinicHours(clinic_id=clinic_id, weekday=i["weekday"], start_time=i["start_time"],
                             end_time=i["end_time"]) for i in items]
         session.add_all(rows)
@@ -273,6 +275,7 @@ def set_templates(engine: Engine, clinic_id: int, doctor_id: int, items: list[di
         before = get_schedule(session, clinic_id, doctor_id)["templates"]
         session.exec(delete(DoctorSchedule).where(  # type: ignore[call-overload]
             col(DoctorSchedule.clinic_id) == clinic_id, col(DoctorSchedule.doctor_id) == doctor_id))
+        bump_setup(session, clinic_id)  # a bulk delete: the flush hook does not see it
         rows = [DoctorSchedule(clinic_id=clinic_id, doctor_id=doctor_id, weekday=i["weekday"],
                                start_time=i["start_time"], end_time=i["end_time"], room_id=i.get("room_id"),
                                valid_from=i.get("valid_from"), valid_to=i.get("valid_to")) for i in items]

@@ -2,7 +2,8 @@
 appointment fits, given clinic hours, holidays and days off, templates, exceptions, breaks and the
 appointments already booked (the doctor's and the room's).
 
-Everything is loaded in a handful of queries (set-up, then busy appointments) and computed in memory on
+Everything is loaded in three queries (the clinic, its set-up generation: the set-up itself comes from the
+per-process cache of ``core.scheduling.setup``, then the busy appointments) and computed in memory on
 integer epoch seconds, so 20 doctors over 30 days takes a few milliseconds.
 """
 
@@ -19,7 +20,7 @@ from sqlalchemy import BigInteger, Integer, cast, func
 from sqlmodel import Session, col, or_, select
 
 from core.clock import now
-from core.db import transaction
+from core.db import reader, transaction
 from core.models.appointment import Appointment
 from core.scheduling.calendar import ClinicCalendar, Interval, subtract, to_epoch
 from core.scheduling.errors import FieldErrors
@@ -137,7 +138,7 @@ def search(praxis: Praxis, clinic_id: int, doctor_ids: list[int], duration_minut
     elif (last - first).days + 1 > MAX_DAYS:
         errors.add("to", f"search at most {MAX_DAYS} days at a time", "range_too_long")
     errors.raise_if_any()
-    with transaction(praxis.engine) as session:
+    with transaction(reader(praxis.engine)) as session:  # a read: no write lock on SQLite
         clinic = get_clinic(session, clinic_id)
         calendar = ClinicCalendar.load(session, clinic, doctor_ids, first, last)
         tz = calendar.tz
