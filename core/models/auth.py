@@ -52,6 +52,23 @@ class User(SQLModel, table=True):
     password_changed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
 
+class UserIdentifier(SQLModel, table=True):
+    """A professional identifier of a member of staff (e.g. a Hungarian doctor's stamp number), typed by an
+    ``IdentifierType`` with ``applies_to="staff"`` that a plugin contributes. Stored normalised by its type.
+    These numbers are printed on prescriptions and stamps, so unlike patients' national IDs they are
+    not encrypted."""
+
+    __tablename__ = "core_user_identifier"
+    __table_args__ = (UniqueConstraint("user_id", "type_code", name="ux_core_user_identifier_type"),
+                      Index("ix_core_user_identifier_value", "type_code", "value"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="core_user.id", index=True)
+    type_code: str = Field(max_length=64, description="e.g. hu.stamp")
+    value: str = Field(max_length=200, description="as normalised by the type")
+    updated_at: datetime = Field(default_factory=now, sa_column=Column(UTCDateTime(), nullable=False))
+
+
 class Role(SQLModel, table=True):
     """A named set of permissions. Built-in roles' grants live in code; custom roles' in RolePermission."""
 

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, func, or_, select
 from core.api.deps import get_praxis
 from core.api.routes.auth import UserOut, user_out
 from core.app_context import Praxis
+from core.auth import identifiers as staff_identifiers
 from core.auth import passwords
 from core.auth import users as service
 from core.auth.deps import Principal, any_permission, clinic_permission, permission
@@ -49,8 +50,22 @@ class MembershipOut(BaseModel):
     permissions: list[str] = Field(description="Effective permissions in this clinic.")
 
 
+class IdentifierOut(BaseModel):
+    type: str = Field(description="Identifier type code, e.g. hu.stamp")
+    title: str
+    country: str | None
+    value: str = Field(description="As normalised by the type")
+
+
 class UserDetail(UserOut):
     memberships: list[MembershipOut]
+    identifiers: list[IdentifierOut] = Field(default_factory=list, description="Professional identifiers "
+                                             "(types contributed by the plugins enabled in the person's clinics).")
+
+
+IDENTIFIERS_DOC = ("Professional identifiers by type code, e.g. {\"hu.stamp\": \"12345\"}; types come from the "
+                   "plugins enabled in the person's clinics. null or an empty string removes one; types left out "
+                   "are kept.")
 
 
 class UserPage(BaseModel):
@@ -70,6 +85,7 @@ class UserIn(BaseModel):
                                  "password login (e.g. for API tokens only).")
     must_change_password: bool = Field(True, description="Ask for a new password at first login.")
     memberships: list[NewMembershipIn] = Field(min_length=1)
+    identifiers: dict[str, str | None] = Field(default_factory=dict, max_length=50, description=IDENTIFIERS_DOC)
 
 
 class UserPatch(BaseModel):
@@ -80,6 +96,7 @@ class UserPatch(BaseModel):
     speciality: str | None = Field(None, max_length=400)
     active: bool | None = None
     must_change_password: bool | None = None
+    identifiers: dict[str, str | None] | None = Field(None, max_length=50, description=IDENTIFIERS_DOC)
 
 
 class PasswordResetIn(BaseModel):
@@ -136,7 +153,8 @@ def _detail(session: Session, praxis: Praxis, user: User, who: Principal) -> dic
             "deny": sorted(o.permission for o in mine if not o.granted),
             "permissions": sorted(service.effective_in(session, cat, user.id, membership.clinic_id) or ()),
         })
-    return {**user_out(user), "memberships": memberships}
+    return {**user_out(user), "memberships": memberships,
+            "identifiers": staff_identifiers.identifiers_of(session, praxis.runtime, user.id)}
 
 
 def _visible(session: Session, who: Principal, user_id: int) -> User:
@@ -186,6 +204,9 @@ def create_user(body: UserIn, praxis: Praxis = Depends(get_praxis),
             memberships=[service.MembershipSpec(m.clinic_id, m.role, m.grant, m.deny) for m in body.memberships],
             by=who,
         )
+        if body.identifiers:
+            assert user.id is not None
+            staff_identifiers.set_identifiers(session, praxis.runtime, who.actor, user.id, body.identifiers)
         return _detail(session, praxis, user, who)
 
 
@@ -203,8 +224,13 @@ def update_user(user_id: int, body: UserPatch, praxis: Praxis = Depends(get_prax
     their sessions and revokes their API tokens."""
     with transaction(praxis.engine) as session:
         user = _visible(session, who, user_id)
-        service.update_user(session, catalog(praxis.runtime), who.actor, user, body.model_dump(exclude_unset=True,
-                            exclude_none=True), by=who)
+        changes = body.model_dump(exclude_unset=True, exclude_none=True)
+        identifiers = changes.pop("identifiers", None)
+        if "identifiers" in body.model_fields_set and body.identifiers is not None:
+            identifiers = body.identifiers  # keeps null values: they remove an identifier
+        service.update_user(session, catalog(praxis.runtime), who.actor, user, changes, by=who)
+        if identifiers:
+            staff_identifiers.set_identifiers(session, praxis.runtime, who.actor, user_id, identifiers)
         return _detail(session, praxis, user, who)
 
 
