@@ -83,7 +83,8 @@ def build_rows(n: int, clinic_id: int, seed: int) -> Iterator[tuple[list[dict], 
                 "status": "active", "created_at": at, "updated_at": at, "version": 1,
             })
             phones.append({"id": uuid.uuid4(), "clinic_id": clinic_id, "patient_id": pid, "e164": e164,
-                           "kind": "mobile", "digits": f"{e164[1:]} 06{e164[3:]}", "position": 0})
+                           "kind": "mobile", "digits": f"{e164[1:]} 06{e164[3:]}", "position": 0,
+                           "search_rowid": rng.getrandbits(62)})
             keys.extend({"clinic_id": clinic_id, "patient_id": pid, "key": k, "kind": kind}
                         for k, kind in search.name_keys(family, given, None, None))
         yield patients, phones, keys
@@ -127,6 +128,9 @@ RAW_FILTER = {
              "AND k.key >= {p}low AND k.key < {p}high)"),
     "phone": "p.id IN (SELECT f.patient_id FROM core_patient_phone f WHERE f.clinic_id = {c} "
              "AND f.digits LIKE {p}like)",
+    # SQLite: the FTS5 trigram table the triggers keep (what the service queries there)
+    "phone_sqlite": "p.id IN (SELECT f.patient_id FROM core_patient_phone f WHERE f.clinic_id = {c} "
+                    "AND f.search_rowid IN (SELECT rowid FROM core_patient_phone_fts WHERE digits LIKE {p}like))",
     "chart": "p.chart_number = {p}chart",
 }
 
@@ -134,7 +138,7 @@ RAW_FILTER = {
 def raw_search(raw: Any, dialect: str, clinic_id: int, kind: str, params: dict[str, Any]) -> int:
     mark = "%(" if dialect == "postgresql" else ":"
     end = ")s" if dialect == "postgresql" else ""
-    cond = RAW_FILTER[kind].replace("{c}", str(clinic_id))
+    cond = RAW_FILTER.get(f"{kind}_{dialect}", RAW_FILTER[kind]).replace("{c}", str(clinic_id))
     for name in ("low", "high", "like", "chart"):
         cond = cond.replace("{p}" + name, f"{mark}{name}{end}")
     where = f"p.clinic_id = {clinic_id} AND p.status = 'active' AND {cond}"

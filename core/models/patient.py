@@ -8,12 +8,13 @@ Every table carries ``clinic_id``: a query always names the clinic it reads.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DDL, DateTime, Index, String, TypeDecorator, UniqueConstraint, event
+from sqlalchemy import DDL, BigInteger, DateTime, Index, String, TypeDecorator, UniqueConstraint, event
 from sqlmodel import JSON, Column, Field, SQLModel
 
 from core.clock import now
@@ -119,10 +120,16 @@ class Patient(SQLModel, table=True):
 
 
 class PatientPhone(SQLModel, table=True):
+    """A phone in E.164; ``digits`` holds its international and national digits for substring search.
+
+    Substring search (``LIKE '%1234%'``) is indexed on both databases: a trigram GIN index on
+    PostgreSQL, and on SQLite an FTS5 trigram table ``core_patient_phone_fts`` kept in step by
+    triggers, whose rowid is the phone's ``search_rowid``.
+    """
+
     __tablename__ = "core_patient_phone"
     __table_args__ = (
         Index("ix_core_patient_phone_e164", "clinic_id", "e164"),
-        # Substring search (LIKE '%123%') on PostgreSQL goes through a trigram index.
         Index("ix_core_patient_phone_digits_trgm", "digits", postgresql_using="gin",
               postgresql_ops={"digits": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
@@ -134,13 +141,39 @@ class PatientPhone(SQLModel, table=True):
     kind: str = Field(default=PhoneKind.mobile, max_length=16)
     digits: str = Field(max_length=50, description="International and national digits, space-separated")
     position: int = 0
+    search_rowid: int = Field(default_factory=lambda: secrets.randbits(62), sa_type=BigInteger, unique=True,
+                              description="Row id of the phone in the SQLite full-text index")
 
 
-event.listen(
-    PatientPhone.__table__,  # type: ignore[attr-defined]
-    "before_create",
-    DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
-)
+# Run these after creating core_patient_phone (migrations included). PostgreSQL needs the extension
+# before the trigram index; SQLite gets the FTS5 trigram table and the triggers that maintain it.
+POSTGRESQL_PHONE_SEARCH_DDL = ["CREATE EXTENSION IF NOT EXISTS pg_trgm"]
+SQLITE_PHONE_SEARCH_DDL = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS core_patient_phone_fts USING fts5(digits, tokenize='trigram')",
+    "CREATE TRIGGER IF NOT EXISTS core_patient_phone_fts_ai AFTER INSERT ON core_patient_phone BEGIN "
+    "INSERT INTO core_patient_phone_fts(rowid, digits) VALUES (new.search_rowid, new.digits); END",
+    "CREATE TRIGGER IF NOT EXISTS core_patient_phone_fts_ad AFTER DELETE ON core_patient_phone BEGIN "
+    "DELETE FROM core_patient_phone_fts WHERE rowid = old.search_rowid; END",
+    "CREATE TRIGGER IF NOT EXISTS core_patient_phone_fts_au AFTER UPDATE OF digits, search_rowid "
+    "ON core_patient_phone BEGIN DELETE FROM core_patient_phone_fts WHERE rowid = old.search_rowid; "
+    "INSERT INTO core_patient_phone_fts(rowid, digits) VALUES (new.search_rowid, new.digits); END",
+]
+SQLITE_PHONE_SEARCH_DROP = [
+    "DROP TRIGGER IF EXISTS core_patient_phone_fts_au",
+    "DROP TRIGGER IF EXISTS core_patient_phone_fts_ad",
+    "DROP TRIGGER IF EXISTS core_patient_phone_fts_ai",
+    "DROP TABLE IF EXISTS core_patient_phone_fts",
+]
+
+for _statement in POSTGRESQL_PHONE_SEARCH_DDL:
+    event.listen(PatientPhone.__table__, "before_create",  # type: ignore[attr-defined]
+                 DDL(_statement).execute_if(dialect="postgresql"))
+for _statement in SQLITE_PHONE_SEARCH_DDL:
+    event.listen(PatientPhone.__table__, "after_create",  # type: ignore[attr-defined]
+                 DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in SQLITE_PHONE_SEARCH_DROP:
+    event.listen(PatientPhone.__table__, "before_drop",  # type: ignore[attr-defined]
+                 DDL(_statement).execute_if(dialect="sqlite"))
 
 
 class PatientEmail(SQLModel, table=True):

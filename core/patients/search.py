@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, column, exists, func, select, table
 from sqlalchemy.sql import Select
 from sqlmodel import col
 
@@ -132,12 +132,19 @@ def name_filter(clinic_id: int, query: str) -> ColumnElement[bool]:
     return Patient.id.in_(keys)  # type: ignore[attr-defined]
 
 
-def phone_filter(clinic_id: int, digits: str) -> ColumnElement[bool]:
-    """Patients with a phone containing the run ``digits``. On PostgreSQL a trigram index serves the
-    ``LIKE '%...%'``; on SQLite it is a scan of the phone rows (see the patient search benchmark)."""
-    phones = select(PatientPhone.patient_id).where(
-        PatientPhone.clinic_id == clinic_id, col(PatientPhone.digits).like(f"%{digits}%")
-    )
+PHONE_FTS = table("core_patient_phone_fts", column("rowid"), column("digits"))
+
+
+def phone_filter(dialect: str, clinic_id: int, digits: str) -> ColumnElement[bool]:
+    """Patients with a phone containing the run ``digits`` (at least 3 of them, so an index serves it:
+    the trigram index on PostgreSQL, the FTS5 trigram table on SQLite)."""
+    pattern = f"%{digits}%"
+    phones = select(PatientPhone.patient_id).where(PatientPhone.clinic_id == clinic_id)
+    if dialect == "sqlite":
+        hits = select(PHONE_FTS.c.rowid).where(PHONE_FTS.c.digits.like(pattern))
+        phones = phones.where(col(PatientPhone.search_rowid).in_(hits))
+    else:
+        phones = phones.where(col(PatientPhone.digits).like(pattern))
     return Patient.id.in_(phones)  # type: ignore[attr-defined]
 
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from core.audit import Actor
 from core.auth.access import log_access
 from core.clock import now
-from core.db import transaction
+from core.db import reader, transaction
 from core.models.audit import AuditEntry
 from core.models.clinic import Clinic
 from core.models.patient import Patient, PatientIdentifier, PatientPhone, PatientStatus
@@ -445,7 +445,7 @@ class PatientService:
             if len(digits) < search.MIN_PHONE_DIGITS:
                 errors.add("phone", f"give at least {search.MIN_PHONE_DIGITS} digits", "too_short")
             else:
-                stmt = stmt.where(search.phone_filter(clinic_id, digits))
+                stmt = stmt.where(search.phone_filter(self.engine.dialect.name, clinic_id, digits))
         if chart_number is not None and chart_number.strip():
             stmt = stmt.where(Patient.chart_number == chart_number.strip())
         if identifier_type or identifier:
@@ -470,7 +470,8 @@ class PatientService:
             stmt = stmt.where(Patient.vip == vip)
         errors.raise_if_any()
         page = stmt.order_by(Patient.family_name, Patient.given_name, Patient.chart_number).limit(limit).offset(offset)
-        with self.engine.connect() as connection:
+        # a read: on SQLite a plain BEGIN, not the write lock that core.db takes for write transactions
+        with reader(self.engine).connect() as connection:
             rows = connection.execute(page).all()
             if rows:
                 total = rows[0].total

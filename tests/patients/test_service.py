@@ -445,3 +445,18 @@ def test_phone_search_follows_changes_and_is_indexed_on_postgresql(world, db_url
         with Session(world.praxis.engine) as session:
             names = session.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'core_patient_phone'"))
             assert "ix_core_patient_phone_digits_trgm" in set(names.scalars())
+
+
+def test_phone_search_follows_changed_and_removed_phones(world):
+    p = world.create(phones=[{"number": "+36 30 765 4321"}])
+    assert found(world, phone="7654321") == {"Kovács Anna"}
+    world.svc.update(world.clinic_id, p.id, PatientUpdate(version=1, phones=[{"number": "+36 20 111 2233"}]),
+                     world.actor)
+    assert found(world, phone="7654321") == set()
+    assert found(world, phone="1112233") == {"Kovács Anna"}
+    world.svc.update(world.clinic_id, p.id, PatientUpdate(version=2, phones=[]), world.actor)
+    assert found(world, phone="1112233") == set()
+    if world.praxis.engine.dialect.name == "sqlite":  # the trigram index holds exactly the stored phones
+        with world.praxis.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM core_patient_phone_fts").scalar_one() == \
+                connection.exec_driver_sql("SELECT count(*) FROM core_patient_phone").scalar_one()

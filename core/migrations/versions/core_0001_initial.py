@@ -2,7 +2,7 @@
 
 Revision ID: core_0001
 Revises:
-Create Date: 2026-11-22 04:32:58.331539+00:00
+Create Date: 2026-11-22 04:48:06.100920+00:00
 
 """
 
@@ -1034,6 +1034,7 @@ def upgrade() -> None:
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("digits", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("search_rowid", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["clinic_id"],
             ["core_clinic.id"],
@@ -1043,7 +1044,26 @@ def upgrade() -> None:
             ["core_patient.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("search_rowid"),
     )
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("CREATE VIRTUAL TABLE IF NOT EXISTS core_patient_phone_fts USING fts5(digits, tokenize='trigram')")
+
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            "CREATE TRIGGER IF NOT EXISTS core_patient_phone_fts_ai AFTER INSERT ON core_patient_phone BEGIN INSERT INTO core_patient_phone_fts(rowid, digits) VALUES (new.search_rowid, new.digits); END"
+        )
+
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            "CREATE TRIGGER IF NOT EXISTS core_patient_phone_fts_ad AFTER DELETE ON core_patient_phone BEGIN DELETE FROM core_patient_phone_fts WHERE rowid = old.search_rowid; END"
+        )
+
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            "CREATE TRIGGER IF NOT EXISTS core_patient_phone_fts_au AFTER UPDATE OF digits, search_rowid ON core_patient_phone BEGIN DELETE FROM core_patient_phone_fts WHERE rowid = old.search_rowid; INSERT INTO core_patient_phone_fts(rowid, digits) VALUES (new.search_rowid, new.digits); END"
+        )
+
     with op.batch_alter_table("core_patient_phone", schema=None) as batch_op:
         if op.get_bind().dialect.name == "postgresql":
             batch_op.create_index(
