@@ -22,7 +22,6 @@ import httpx
 from plugin_sdk import PermanentError, PluginContext, RetryableError
 from plugin_sdk.providers import LabConnector, LabOrder, LabResult
 from praxis_lab_fhir import store
-from praxis_lab_fhir.resources import InvalidResource, order_bundle, parse_search
 from praxis_lab_fhir.settings import FhirSettings
 
 log = logging.getLogger(__name__)
@@ -123,6 +122,10 @@ class FhirConnector(LabConnector):
         return FhirClient(settings, self.transport)
 
     def send_order(self, ctx: PluginContext, order: LabOrder) -> str:
+        # fhir.resources builds hundreds of pydantic models on import (about 0.25 s): load it on first use, not
+        # at every app start.
+        from praxis_lab_fhir.resources import InvalidResource, order_bundle
+
         settings = _settings(ctx)
         try:
             bundle = order_bundle(order, settings.identifier_system)
@@ -174,6 +177,8 @@ class FhirConnector(LabConnector):
             params.append(("_lastUpdated", f"gt{since}"))
         with self.client(settings) as client:
             answer = client.request("GET", "/DiagnosticReport", params=params)
+        from praxis_lab_fhir.resources import InvalidResource, parse_search
+
         try:
             reports = parse_search(answer, settings.identifier_system)
         except InvalidResource as exc:
