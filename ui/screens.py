@@ -356,3 +356,35 @@ def option_label(kind: str, code: str | None, label: str | None = None) -> str:
 
 def status_label(appointment: dict[str, Any]) -> str:
     return option_label("status", appointment.get("status"), appointment.get("status_label"))
+
+
+# --- plugins' panels (praxis_panels) ------------------------------------------------------------------------
+
+
+def plugin_panels(page: Page, where: str, **ids: str) -> list[dict[str, str]]:
+    """The panels the plugins enabled in the clinic add to a screen (``where``: "patient" or "visit"), with
+    their URLs under the plugin's API mount and ``{patient_id}``/``{appointment_id}`` filled in. Asked on every
+    page, so a plugin switched off loses its panels at once; panels needing a permission the user lacks are left
+    out. The browser loads each one (screens.js)."""
+    from plugin_sdk.contributions import Panel
+
+    clinic_id = page.clinic_id
+    if clinic_id is None:
+        return []
+    found: list[tuple[int, str, dict[str, str]]] = []
+    for result in page.praxis.runtime.call("praxis_panels", clinic_id, where=where):
+        if not result.ok or not result.value:
+            continue
+        for index, panel in enumerate(result.value):
+            if not isinstance(panel, Panel) or (panel.permission and not page.can(panel.permission)):
+                continue
+            path = panel.url
+            for key, value in ids.items():
+                path = path.replace("{" + key + "}", value)
+            if "{" in path or not path.startswith("/"):
+                continue  # a placeholder this screen cannot fill
+            found.append((panel.order, f"{result.plugin}.{index}", {
+                "plugin": result.plugin, "title": i18n.plugin_text(result.plugin, panel.title),
+                "url": f"/api/clinics/{clinic_id}/x/{result.plugin}{path}"}))
+    found.sort(key=lambda x: (x[0], x[1]))
+    return [panel for _, _, panel in found]

@@ -227,3 +227,21 @@ def test_permissions_shape_the_desk(site):
                        data={"csrf_token": token(viewer, clinic), "reason": "x"}).status_code == 403
     other_clinic = add_clinic(praxis, "Other")
     assert viewer.get(f"/clinics/{other_clinic}/desk").status_code == 404
+
+
+def test_plugin_panels_appear_on_the_card_and_go_when_the_plugin_is_disabled(make_praxis):
+    from tests.conftest import fixture_plugin
+
+    praxis = make_praxis([fixture_plugin("greeter")])
+    clinic = add_clinic(praxis, "Szent Anna", country="HU", timezone="Europe/Budapest", locale="en")
+    create_user(praxis, [clinic], role="admin", login="anna", password=PASSWORD)
+    data = set_up_book(praxis, clinic)
+    client = client_as(praxis)
+    url = f"/clinics/{clinic}/desk/{data.patient}"
+    assert 'data-plugin="greeter"' not in client.get(url).text
+    praxis.plugins.enable(clinic, "greeter", Actor.system("t"))
+    card = client.get(url).text
+    assert 'data-plugin="greeter"' in card and "Greetings sent" in card
+    assert f'data-panel-url="/api/clinics/{clinic}/x/greeter/patients/{data.patient}/greetings"' in card
+    praxis.plugins.disable(clinic, "greeter", Actor.system("t"))
+    assert 'data-plugin="greeter"' not in client.get(url).text

@@ -52,6 +52,7 @@ from ui.screens import (
     optional_int,
     parse_date,
     parse_time,
+    plugin_panels,
     shade,
     status_label,
     text,
@@ -635,7 +636,9 @@ def _appointment_values(page: Page, appointment_id: int, *, panel: str = "") -> 
             "move": {"date": local.date().isoformat(), "time": local.strftime("%H:%M"),
                      "doctor_id": str(item["doctor_id"]), "room_id": str(item.get("room_id") or "")},
             "durations": DURATIONS, "can_edit": page.can("appointments.edit"),
-            "can_overbook": page.can("appointments.overbook"), "history": [], "form": {}}
+            "can_overbook": page.can("appointments.overbook"), "history": [], "form": {},
+            "panels": plugin_panels(page, "visit", appointment_id=str(appointment_id),
+                                    **({"patient_id": str(item["patient_id"])} if item.get("patient_id") else {}))}
 
 
 @router.get("/appointments/{appointment_id}")

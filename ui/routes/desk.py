@@ -41,6 +41,7 @@ from ui.screens import (
     htmx_response,
     merge_errors,
     parse_date,
+    plugin_panels,
     pydantic_errors,
     status_label,
     text,
@@ -258,7 +259,7 @@ def _card_values(page: Page, view: CardView, **extra: Any) -> dict[str, Any]:
             "channel_titles": dict(labels(CHANNELS)), "kind_titles": dict(labels(PHONE_KINDS)),
             "alert_titles": dict(labels(ALERT_TYPES)), "severity_titles": dict(labels(SEVERITIES)),
             "language_names": dict(language_options(view.patient.preferred_language)), "errors": {},
-            "reason": "", "revealed": False, **extra}
+            "reason": "", "revealed": False, "panels": [], **extra}
 
 
 # --- create and edit ---------------------------------------------------------------------------------------
@@ -573,6 +574,9 @@ def patient_card(clinic_id: int, patient_id: uuid.UUID, reveal: str = Query("", 
     with i18n.using(page.locale):
         view = _card(page, patient_id, reveal=show)
     values = _card_values(page, view, revealed=show)
+    with i18n.using(page.locale):
+        values["panels"] = plugin_panels(page, "patient", patient_id=str(patient_id)) \
+            if view.patient.status == "active" else []
     if show and page.is_htmx:
         return render(page, "desk/card.html", values, block="identifiers")
     return render(page, "desk/card.html", values)

@@ -19,7 +19,42 @@
     });
   }
 
+  // Plugins' panels (praxis_panels): each is a route of the plugin, loaded with the session; HTML is shown as
+  // the plugin made it, JSON as a list of its fields (text only).
+  function loadPanels(root) {
+    root.querySelectorAll("[data-panel-url]:not([data-loaded])").forEach(function (body) {
+      body.setAttribute("data-loaded", "");
+      fetch(body.getAttribute("data-panel-url"), { credentials: "same-origin", headers: { "Accept": "text/html, application/json" } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error(String(response.status)); }
+          var type = response.headers.get("content-type") || "";
+          return (type.indexOf("json") >= 0 ? response.json() : response.text()).then(function (value) { return [type, value]; });
+        })
+        .then(function (result) {
+          if (result[0].indexOf("json") < 0) { body.innerHTML = result[1]; return; }
+          var list = document.createElement("dl");
+          list.className = "facts";
+          var data = result[1] && typeof result[1] === "object" ? result[1] : { "": result[1] };
+          Object.keys(data).forEach(function (key) {
+            var dt = document.createElement("dt"), dd = document.createElement("dd");
+            dt.textContent = key;
+            dd.textContent = typeof data[key] === "object" ? JSON.stringify(data[key]) : String(data[key]);
+            list.appendChild(dt); list.appendChild(dd);
+          });
+          body.replaceChildren(list);
+        })
+        .catch(function () {
+          var p = document.createElement("p");
+          p.className = "small";
+          p.textContent = body.getAttribute("data-panel-error");
+          body.replaceChildren(p);
+        });
+    });
+  }
+
   window.praxisApplyCss = apply;
+  document.addEventListener("DOMContentLoaded", function () { loadPanels(document); });
+  document.addEventListener("htmx:afterSettle", function () { loadPanels(document); });
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () { apply(document); });
   } else {
