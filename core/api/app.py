@@ -70,6 +70,9 @@ def create_app(praxis: Praxis | None = None, *, start_worker: bool | None = None
     from core.api.routes import messaging as messaging_routes
 
     app.include_router(messaging_routes.router)
+    from core.api.routes import records as record_routes
+
+    app.include_router(record_routes.router)
     app.include_router(messaging_routes.callbacks)
     _mount_plugin_routes(app, praxis)
     from ui import install as install_ui

@@ -50,6 +50,11 @@ CORE_PERMISSIONS: tuple[PermissionInfo, ...] = tuple(PermissionInfo(code, title)
     ("appointments.edit", N_("Book, move and cancel appointments")),
     ("appointments.overbook", N_("Book over an existing appointment (overbooking)")),
     ("schedules.manage", N_("Change working schedules, rooms and days off")),
+    ("records.view", N_("Read clinical records and export them as PDF")),
+    ("records.edit", N_("Write clinical records, sign your own and amend signed ones")),
+    ("records.sign", N_("Sign records with full authority (records of authors without it need a countersignature)")),
+    ("records.countersign", N_("Countersign trainees' records as their supervisor")),
+    ("records.verify", N_("Verify record signatures")),
     ("messaging.view", N_("See messages to patients, their statuses and replies")),
     ("messaging.send", N_("Send messages to patients, retry or resolve failed ones, record opt-outs")),
     ("messaging.manage", N_("Change reminder rules, message templates, quiet hours and reply settings")),
@@ -74,10 +79,12 @@ BUILTIN_ROLES: dict[str, BuiltinRole] = {r.code: r for r in [
     BuiltinRole("doctor", N_("Doctor"), frozenset({
         "clinics.view", "patients.view", "patients.edit", "patients.view_identifiers",
         "appointments.view", "appointments.edit", "appointments.overbook", "messaging.view",
+        "records.view", "records.edit", "records.sign", "records.countersign", "records.verify",
         "labs.view", "labs.order",
     })),
     BuiltinRole("assistant", N_("Assistant"), frozenset({
         "clinics.view", "patients.view", "patients.edit", "appointments.view", "appointments.edit",
+        "records.view",
         "messaging.view", "labs.view", "labs.order",
     })),
     BuiltinRole("receptionist", N_("Receptionist"), frozenset({

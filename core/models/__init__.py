@@ -55,6 +55,7 @@ from core.models.patient import (  # noqa: F401
     PatientPhone,
     PatientSearchKey,
 )
+from core.models.records import ClinicalRecord, RecordSignature, RecordSigningSession  # noqa: F401
 from core.models.plugin import PluginHealth, PluginState, RuntimeGeneration
 from core.models.schedule import (  # noqa: F401
     ClinicDay,
