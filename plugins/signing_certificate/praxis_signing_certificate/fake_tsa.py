@@ -91,6 +91,11 @@ class FakeTSA(FakeServer):
     def url(self) -> str:
         return f"{self.base_url}/"
 
+    def reset(self) -> None:
+        super().reset()
+        with self._reject_lock:
+            self._reject.clear()
+
     def reject_next(self, reason: str = "system_failure", text: str = "try later") -> None:
         """The next request is answered with status ``rejection`` and this PKIFailureInfo."""
         with self._reject_lock:

@@ -104,6 +104,14 @@ class FakeCloudVendor(FakeServer):
 
     # --- test controls ------------------------------------------------------------------------------
 
+    def reset(self) -> None:
+        """Forget faults, requests, effects, SMS, callbacks and intent checks (registered people stay)."""
+        super().reset()
+        with self._state:
+            self.sms.clear()
+            self.callbacks.clear()
+            self.willingness.clear()
+
     @property
     def root_pem(self) -> str:
         return self.ca.public_bytes(serialization.Encoding.PEM).decode()
