@@ -717,10 +717,15 @@ def compare_models(connection: Connection, prefix: str = "core_") -> list[Any]:
     return compare_metadata(context, SQLModel.metadata)
 
 
+#: Tables that migrations create with raw DDL and no model: SQLite FTS5 virtual tables and their shadow
+#: tables (``<name>_fts``, ``<name>_fts_data``, ``_idx``, ``_content``, ``_docsize``, ``_config``).
+RAW_TABLE = re.compile(r".*_fts(_(data|idx|content|docsize|config))?$")
+
+
 def _name_filter(prefix: str) -> Callable[..., bool]:
     def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
         if type_ == "table":
-            return bool(name) and name.startswith(prefix)  # type: ignore[union-attr]
+            return bool(name) and name.startswith(prefix) and not RAW_TABLE.match(name)  # type: ignore[union-attr]
         return True
 
     return include_name
