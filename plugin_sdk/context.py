@@ -133,6 +133,11 @@ class PluginContext(Protocol):
         """Read an appointment of this clinic as the REST API shows it (None if unknown)."""
         ...
 
+    def staff_identifiers(self, user_id: int) -> dict[str, str]:
+        """A member of this clinic's staff's professional identifiers ({type code: value}, e.g. a Hungarian
+        stamp number under ``hu.stamp``); empty for someone who does not work in this clinic."""
+        ...
+
     def records(self, *, appointment_id: int | None = None, patient_id: str | None = None) -> list[RecordView]:
         """Current (not superseded) clinical records of a visit or a patient of this clinic, oldest first.
         Needs ``handles_patient_data``; each call is audited."""

@@ -60,4 +60,16 @@ def test_appointment_and_records_of_a_visit(make_praxis):
     ctx = praxis.runtime.context("reader", clinic)
     assert ctx.appointment(made["id"])["patient_id"] == str(patient.id)
     assert ctx.appointment(10_000) is None
+    assert ctx.records(appointment_id=made["id"]) == []
+    assert ctx.staff_identifiers(doctor) == {}
+    from core.db import transaction
+    from core.models.auth import UserIdentifier
+
+    with transaction(praxis.engine) as session:
+        session.add(UserIdentifier(user_id=doctor, type_code="hu.stamp", value="58012"))
+    assert ctx.staff_identifiers(doctor) == {"hu.stamp": "58012"}
+    other = add_clinic(praxis, "Debrecen")
+    praxis.plugins.enable(other, "reader", ADMIN)
+    assert praxis.runtime.context("reader", other).staff_identifiers(doctor) == {}  # not staff there
+    assert ctx.staff_identifiers(10_000) == {}
     assert User  # the doctor is a real user row

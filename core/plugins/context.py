@@ -131,6 +131,17 @@ class CorePluginContext:
                 return None
             return appointment_out(row, ZoneInfo(self.clinic.timezone))
 
+    def staff_identifiers(self, user_id: int) -> dict[str, str]:
+        from core.models.auth import Membership, UserIdentifier
+
+        with Session(reader(self._runtime.engine)) as session:
+            member = session.exec(select(Membership).where(
+                Membership.user_id == user_id, Membership.clinic_id == self.clinic.id)).first()
+            if member is None:
+                return {}
+            rows = session.exec(select(UserIdentifier).where(UserIdentifier.user_id == user_id)).all()
+            return {r.type_code: r.value for r in rows}
+
     def records(self, *, appointment_id: int | None = None, patient_id: str | None = None) -> list[RecordView]:
         from core.models.records import ClinicalRecord
 
