@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 
 def install(app: FastAPI) -> None:
-    from ui.routes import admin_audit, admin_outbox, admin_staff, auth, book, desk, home, plugins
+    from ui.routes import admin_audit, admin_outbox, admin_staff, auth, book, desk, home, plugins, records
     from ui.web import STATIC, PageError, Web, handle_page_error
 
     praxis = app.state.praxis
@@ -27,6 +27,7 @@ def install(app: FastAPI) -> None:
     app.include_router(admin_staff.router)
     app.include_router(admin_audit.router)
     app.include_router(admin_outbox.router)
+    app.include_router(records.router)
     for result in praxis.runtime.collect("praxis_static_dir"):
         if result.value is not None and Path(result.value).is_dir():
             app.mount(f"/static/plugins/{result.plugin}", StaticFiles(directory=str(result.value)),

@@ -18,6 +18,8 @@ from tests.auth_helpers import create_user
 from tests.conftest import add_clinic, fixture_plugin
 from tests.ui.conftest import ui_plugin
 from tests.ui.helpers import csrf_of, log_in, web_client
+from tests.ui.records_screens import SIGNING as RECORDS_SIGNING
+from tests.ui.records_screens import visit_records_screens
 from tests.ui.screens import visit_screens
 from ui import i18n
 from ui.web import HTMX_SRI, STATIC, TEMPLATES
@@ -122,9 +124,9 @@ def _english_only_messages() -> set[str]:
 
 
 def test_every_template_renders_in_all_five_languages_without_english_leftovers(make_praxis, monkeypatch):
-    praxis = make_praxis([ui_plugin(), fixture_plugin("needs_greeter"), fixture_plugin("greeter")])
+    praxis = make_praxis([ui_plugin(), fixture_plugin("needs_greeter"), fixture_plugin("greeter"), RECORDS_SIGNING])
     clinic = add_clinic(praxis, "Szent Anna", country="HU", timezone="Europe/Budapest", locale="en")
-    create_user(praxis, [clinic], role="admin", login="anna", password=PASSWORD)
+    anna = create_user(praxis, [clinic], role="admin", login="anna", password=PASSWORD)
     create_user(praxis, [clinic], role="doctor", login="doc", password=PASSWORD)
     english_only = _english_only_messages()
     rendered: set[str] = set()
@@ -156,6 +158,7 @@ def test_every_template_renders_in_all_five_languages_without_english_leftovers(
         log_in(doc, "doc", PASSWORD)
         pages.append(doc.get(base))
         pages += visit_screens(client, praxis, clinic)  # the desk, the appointment book and the admin screens
+        pages += visit_records_screens(client, praxis, clinic, anna, "Anna")
         for response in pages:
             assert response.status_code in (200, 403, 404, 409, 422), (locale, response.request.url,
                                                                        response.text[:300])
