@@ -37,9 +37,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from fastapi import FastAPI, Request  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from plugin_sdk import Category, PluginManifest, RetryableError, UnknownOutcomeError, hookimpl  # noqa: E402
+from plugin_sdk import (  # noqa: E402
+    Category,
+    PermanentError,
+    PluginManifest,
+    RetryableError,
+    UnknownOutcomeError,
+    hookimpl,
+)
 from plugin_sdk.providers import DeliveryStatus, MessagingProvider, OutgoingMessage, SendResult  # noqa: E402
 
 
@@ -50,7 +58,7 @@ class BenchSmsSettings(BaseModel):
 manifest = PluginManifest(name="bench_sms", version="1.0.0", title="Bench SMS", description="Fake SMS vendor.",
                           category=Category.messaging, api=">=1.0,<2", settings=BenchSmsSettings)
 
-_client = threading.local()
+_http = httpx.Client(timeout=10.0)  # shared by every thread (httpx clients are thread-safe): one SSL context
 
 
 class BenchSms(MessagingProvider):
@@ -58,11 +66,8 @@ class BenchSms(MessagingProvider):
     deduplicates = True
 
     def send(self, ctx: Any, message: OutgoingMessage) -> SendResult:
-        client = getattr(_client, "http", None)
-        if client is None:
-            client = _client.http = httpx.Client(timeout=10.0)
         try:
-            response = client.post(f"{ctx.settings.endpoint}/sms", json={"to": message.to, "text": message.body},
+            response = _http.post(f"{ctx.settings.endpoint}/sms", json={"to": message.to, "text": message.body},
                                    headers={"Idempotency-Key": message.idempotency_key})
         except httpx.ConnectError as exc:
             raise RetryableError(str(exc)) from exc
@@ -70,6 +75,8 @@ class BenchSms(MessagingProvider):
             raise UnknownOutcomeError(str(exc)) from exc
         if response.status_code >= 500:
             raise RetryableError(f"HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise PermanentError(f"HTTP {response.status_code}: {response.text[:200]}")
         return SendResult(DeliveryStatus.sent, response.json()["id"])
 
 
@@ -88,8 +95,6 @@ def _entry_point() -> Any:
 
 
 def _vendor() -> Any:
-    from fastapi import FastAPI, Request
-
     from plugin_sdk.testing import FakeServer
 
     class Vendor(FakeServer):
@@ -197,8 +202,6 @@ def _status_counts(praxis: Any) -> dict[str, int]:
 
 
 def run(url: str, *, patients: int, appointments: int, messages: int, workers: int, timeout: float) -> None:
-    from sqlalchemy import text
-
     from core.app_context import bootstrap
     from core.audit import Actor
     from core.db import transaction
@@ -269,10 +272,6 @@ def run(url: str, *, patients: int, appointments: int, messages: int, workers: i
         counts = _status_counts(praxis)
         effects = len(vendor.effects)
         requests = len(vendor.requests)
-        with praxis.engine.connect() as connection:
-            dialect = connection.dialect.name
-            if dialect == "sqlite":
-                connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
         praxis.close()
     print(f"sending: {counts.get('sent', 0):,} of {batch['total']:,} sent by {workers} worker processes in "
           f"{elapsed:.2f} s = {counts.get('sent', 0) / elapsed:,.0f} messages/s (items per worker: {shares}); "

@@ -400,17 +400,20 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, A
     if not rows:
         return []
     table = Message.__table__  # type: ignore[attr-defined]
-    # One compiled statement run as an "executemany" (SQLAlchemy batches it into multi-row INSERTs with
-    # RETURNING): a conflicting dedupe key is skipped, and only the ids actually inserted come back.
-    statement = (_insert_builder(session)(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                 .returning(table.c.id))
+    # One compiled statement run as the driver's executemany (psycopg pipelines it; with RETURNING SQLAlchemy
+    # would build huge multi-row statements that psycopg re-parses batch by batch). A conflicting dedupe key
+    # is skipped; every row has a fresh id, so the ids found afterwards are the rows inserted here.
+    statement = _insert_builder(session)(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
     for row in rows:
         if row["status"] == MessageStatus.queued:
             row["outbox_item_id"] = uuid.uuid4()
     connection = session.connection()
     inserted: set[uuid.UUID] = set()
     for chunk in _chunks(rows, 5000):
-        inserted.update(connection.execute(statement, list(chunk)).scalars())
+        connection.execute(statement, list(chunk))
+        ids = [r["id"] for r in chunk]
+        for part in _chunks(ids, 1000):
+            inserted.update(connection.execute(select(table.c.id).where(table.c.id.in_(part))).scalars())
     fresh = [r for r in rows if r["id"] in inserted]
     queue_rows(session, fresh)
     return fresh
