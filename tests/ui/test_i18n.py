@@ -18,6 +18,7 @@ from tests.auth_helpers import create_user
 from tests.conftest import add_clinic, fixture_plugin
 from tests.ui.conftest import ui_plugin
 from tests.ui.helpers import csrf_of, log_in, web_client
+from tests.ui.labs_screens import visit_labs_screens
 from tests.ui.records_screens import SIGNING as RECORDS_SIGNING
 from tests.ui.records_screens import visit_records_screens
 from tests.ui.screens import visit_screens
@@ -159,6 +160,7 @@ def test_every_template_renders_in_all_five_languages_without_english_leftovers(
         pages.append(doc.get(base))
         pages += visit_screens(client, praxis, clinic)  # the desk, the appointment book and the admin screens
         pages += visit_records_screens(client, praxis, clinic, anna, "Anna")
+        pages += visit_labs_screens(client, praxis, clinic)
         for response in pages:
             assert response.status_code in (200, 403, 404, 409, 422), (locale, response.request.url,
                                                                        response.text[:300])

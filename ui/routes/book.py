@@ -36,6 +36,7 @@ from core.scheduling.schedules import get_clinic
 from plugin_sdk.errors import ValidationFailed
 from ui import i18n, menu
 from ui.i18n import N_, _
+from ui.routes import labs
 from ui.screens import (
     FORM,
     Errors,
@@ -637,8 +638,17 @@ def _appointment_values(page: Page, appointment_id: int, *, panel: str = "") -> 
                      "doctor_id": str(item["doctor_id"]), "room_id": str(item.get("room_id") or "")},
             "durations": DURATIONS, "can_edit": page.can("appointments.edit"),
             "can_overbook": page.can("appointments.overbook"), "history": [], "form": {},
+            "lab_warnings": _lab_warnings(page, appointment_id),
             "panels": plugin_panels(page, "visit", appointment_id=str(appointment_id),
                                     **({"patient_id": str(item["patient_id"])} if item.get("patient_id") else {}))}
+
+
+def _lab_warnings(page: Page, appointment_id: int) -> list[dict[str, Any]]:
+    """The appointment's dental lab cases that will not be back in time (shown to those who may see lab work)."""
+    if page.clinic_id is None or not page.can("labs.view"):
+        return []
+    with Session(page.praxis.engine) as session:
+        return labs.case_warnings(session, page.clinic_id, appointment_id)
 
 
 @router.get("/appointments/{appointment_id}")
