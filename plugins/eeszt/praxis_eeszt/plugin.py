@@ -14,6 +14,7 @@ from plugin_sdk import (
     DomainEvent,
     EventName,
     FieldError,
+    Panel,
     PermissionSpec,
     PluginContext,
     PluginManifest,
@@ -22,6 +23,8 @@ from plugin_sdk import (
 from praxis_eeszt import __version__, service
 from praxis_eeszt.certificate import CertificateError
 from praxis_eeszt.client import EesztLoginRequired, EesztRefused, EesztUnavailable
+from praxis_eeszt.i18n import LOCALE_DIR
+from praxis_eeszt.panels import PATIENT_PANELS, VISIT_PANELS
 from praxis_eeszt.settings import EesztSettings
 
 manifest = PluginManifest(
@@ -50,6 +53,17 @@ def praxis_routes() -> APIRouter:
     from praxis_eeszt.routes import router
 
     return router
+
+
+@hookimpl
+def praxis_translations_dir() -> Path:
+    return LOCALE_DIR
+
+
+@hookimpl
+def praxis_panels(ctx: PluginContext, where: str) -> list[Panel]:
+    """EESZT on the patient card (documents, eProfile, e-referrals) and the visit's sync in the appointment dialog."""
+    return list(PATIENT_PANELS if where == "patient" else VISIT_PANELS if where == "visit" else ())
 
 
 @hookimpl

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -21,6 +21,7 @@ from praxis_eeszt import service
 from praxis_eeszt.certificate import CertificateError, ClientCertificate
 from praxis_eeszt.client import BREAK_GLASS_REASONS, EesztClient, EesztLoginRequired, EesztRefused, EesztUnavailable
 from praxis_eeszt.models import Certificate, Doctor, DoctorSession, SyncItem, Visit
+from praxis_eeszt.panels import fragment, wants_html
 
 USE, BREAK_GLASS, MANAGE = "eeszt.use", "eeszt.break_glass", "eeszt.manage"
 T = TypeVar("T")
@@ -29,6 +30,11 @@ router = APIRouter()
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _answer(request: Request, caller: Caller, answer: dict[str, Any]) -> Any:
+    """JSON, or the panel's HTML fragment in the clinic's language when the UI asks (HX-Request)."""
+    return fragment(caller.ctx.clinic.locale, answer) if wants_html(request) else answer
 
 
 def _eeszt(call: Callable[[], T]) -> T:
@@ -238,9 +244,9 @@ def sessions(caller: Caller = Depends(require(MANAGE))) -> list[dict[str, Any]]:
 
 
 @router.get("/patients/{patient_id}/documents", summary="The patient's EHR documents (restricted ones hidden)")
-def documents(patient_id: str, caller: Caller = Depends(require(USE))) -> dict[str, Any]:
+def documents(patient_id: str, request: Request, caller: Caller = Depends(require(USE))) -> Any:
     taj = _taj(caller, patient_id)
-    return _with_session(caller, lambda client, token: client.documents(token, taj))
+    return _answer(request, caller, _with_session(caller, lambda client, token: client.documents(token, taj)))
 
 
 class BreakGlassIn(BaseModel):
@@ -276,9 +282,9 @@ class EProfileChange(BaseModel):
 
 
 @router.get("/patients/{patient_id}/eprofile", summary="The patient's eProfile")
-def eprofile(patient_id: str, caller: Caller = Depends(require(USE))) -> dict[str, Any]:
+def eprofile(patient_id: str, request: Request, caller: Caller = Depends(require(USE))) -> Any:
     taj = _taj(caller, patient_id)
-    return _with_session(caller, lambda client, token: client.eprofile(token, taj))
+    return _answer(request, caller, _with_session(caller, lambda client, token: client.eprofile(token, taj)))
 
 
 @router.post("/patients/{patient_id}/eprofile", status_code=201, summary="Add an eProfile entry")
@@ -311,13 +317,15 @@ def eprofile_delete(patient_id: str, entry_id: str, caller: Caller = Depends(req
 
 
 @router.get("/referrals", summary="Find e-referrals by the patient's TAJ or by referral id")
-def referrals(patient_id: str | None = Query(None, description="Find the referrals of this patient (by TAJ)"),
+def referrals(request: Request,
+              patient_id: str | None = Query(None, description="Find the referrals of this patient (by TAJ)"),
               referral_id: str | None = Query(None, max_length=40, description="Find one referral by its id"),
-              caller: Caller = Depends(require(USE))) -> dict[str, Any]:
+              caller: Caller = Depends(require(USE))) -> Any:
     if not patient_id and not referral_id:
         raise ValidationFailed([FieldError("patient_id", "give patient_id or referral_id", "required")])
     taj = _taj(caller, patient_id) if patient_id and not referral_id else None
-    return _with_session(caller, lambda client, token: client.referrals(token, taj=taj, referral_id=referral_id))
+    return _answer(request, caller, _with_session(
+        caller, lambda client, token: client.referrals(token, taj=taj, referral_id=referral_id)))
 
 
 def _referral_route(action: str) -> Callable[..., dict[str, Any]]:
@@ -340,7 +348,7 @@ for _action, _summary in (("reserve", "Reserve an e-referral for this institutio
 
 
 @router.get("/visits/{appointment_id}", summary="A visit's EESZT event, report and sync items")
-def visit(appointment_id: int, caller: Caller = Depends(require(USE))) -> dict[str, Any]:
+def visit(appointment_id: int, request: Request, caller: Caller = Depends(require(USE))) -> Any:
     with caller.ctx.session() as session:
         row = session.exec(select(Visit).where(Visit.clinic_id == caller.clinic_id,
                                                Visit.appointment_id == appointment_id)).first()
@@ -349,7 +357,7 @@ def visit(appointment_id: int, caller: Caller = Depends(require(USE))) -> dict[s
             ).all()
     order = list(service.STEPS.values())
     items = sorted(items, key=lambda i: (i.created_at, order.index(i.step) if i.step in order else len(order)))
-    return {"appointment_id": appointment_id, **service.visit_out(row, items)}
+    return _answer(request, caller, {"appointment_id": appointment_id, **service.visit_out(row, items)})
 
 
 @router.get("/sync", summary="The clinic's EESZT sync items not yet done (the backlog)")
