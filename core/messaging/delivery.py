@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlmodel import Session, col, select
 
 from core.audit import Actor
@@ -405,10 +405,28 @@ def _poll_slot(at: datetime) -> datetime:
     return epoch - ((epoch - at) // POLL_EVERY) * POLL_EVERY
 
 
+_polls_queued: dict[int, datetime] = {}  # clinic -> the latest poll slot this process queued (a cache only)
+
+
 def ensure_poll(session: Session, clinic_id: int, after: datetime) -> None:
+    """Queue the poll of the slot after ``after + POLL_AFTER`` (one item per clinic and slot: a dedupe key)."""
     slot = _poll_slot(after + POLL_AFTER)
+    if _polls_queued.get(clinic_id) == slot:
+        return  # this process queued it already; the dedupe key would make a second insert a no-op anyway
     enqueue(session, plugin=core_handlers.CORE_PLUGIN, topic=POLL_TOPIC, payload={}, clinic_id=clinic_id,
             dedupe_key=f"{POLL_TOPIC}:{clinic_id}:{slot.isoformat()}", available_at=slot)
+    session.info.setdefault("praxis.messaging.polls", []).append((clinic_id, slot))
+
+
+@event.listens_for(Session, "after_commit")
+def _remember_polls(session: Session) -> None:
+    for clinic_id, slot in session.info.pop("praxis.messaging.polls", ()):
+        _polls_queued[clinic_id] = slot
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_polls(session: Session) -> None:
+    session.info.pop("praxis.messaging.polls", None)
 
 
 def run_poll(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str, Any]:

@@ -115,6 +115,9 @@ class ClinicPlan:
     _day_open: dict[date, bool] = field(default_factory=dict)
     _calendar: Any = None
     _calendar_days: tuple[date, date] = (date.min, date.min)
+    # kept across the chunks of one planning call (one transaction): patients' data and chosen recipients
+    people: People | None = None
+    recipients: dict[tuple[uuid.UUID, str], list[Recipient]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session, clinic_id: int, kinds: Iterable[str] | None = None,
@@ -228,9 +231,12 @@ class People:
     doctors: dict[int, str]
 
     @classmethod
-    def load(cls, session: Session, patient_ids: Iterable[uuid.UUID], doctor_ids: Iterable[int] = ()) -> People:
-        ids = sorted(set(patient_ids), key=str)
-        people = cls({}, defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(set), {})
+    def load(cls, session: Session, patient_ids: Iterable[uuid.UUID], doctor_ids: Iterable[int] = (),
+             into: People | None = None) -> People:
+        """Load these patients (and doctors' names); with ``into``, only those not loaded there yet."""
+        people = into or cls({}, defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(set), {})
+        ids = sorted({p for p in patient_ids if p not in people.patients}, key=str)
+        doctor_ids = [d for d in set(doctor_ids) if d not in people.doctors]
         patient = Patient.__table__  # type: ignore[attr-defined]
         for chunk in _chunks(ids, 900):
             for p in session.execute(select(patient.c.id, patient.c.status, patient.c.given_name,
@@ -313,7 +319,7 @@ def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[
     """The message rows (as column dicts) the wants stand for, one per recipient."""
     rows = []
     at = plan.now
-    chosen: dict[tuple[uuid.UUID, str], list[Recipient]] = {}  # a patient's recipients, once per channel choice
+    chosen = plan.recipients  # a patient's recipients, chosen once per channel choice
     for want in wants:
         if want.patient_id is not None:
             key = (want.patient_id, want.channel)
@@ -325,14 +331,15 @@ def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[
         for r in recipients:
             language = _language(plan, people, want)
             key = f"{want.prefix}:{want.occurrence}:{r.key}"[:200]
+            message_id = uuid.uuid4()
             row: dict[str, Any] = {
-                "id": uuid.uuid4(), "clinic_id": plan.clinic.id, "patient_id": want.patient_id,
+                "id": message_id, "clinic_id": plan.clinic.id, "patient_id": want.patient_id,
                 "appointment_id": want.appointment.id if want.appointment is not None else None,
                 "rule_id": want.rule.id if want.rule else None, "batch_id": want.batch_id, "kind": want.kind,
                 "recipient_kind": r.kind, "guardian_id": r.guardian_id, "recipient_name": r.name[:200],
                 "address": r.address, "channel": r.channel, "language": language, "subject": "", "body": "",
                 "length": 0, "segments": 0, "encoding": "", "status": MessageStatus.queued, "error_code": None,
-                "reason": None, "idempotency_key": uuid.uuid4().hex, "dedupe_key": key,
+                "reason": None, "idempotency_key": message_id.hex, "dedupe_key": key,
                 "set_communication_status": want.rule.set_communication_status if want.rule else None,
                 "attempts": 0, "outbox_item_id": None, "planned_for": want.planned_for,
                 "expires_at": want.expires_at, "created_at": at, "updated_at": at, "finished_at": None,
@@ -546,8 +553,8 @@ def plan_appointments(session: Session, clinic_id: int, changes: dict[int, Appoi
                 wants.extend(found)
             else:
                 why_not[(rule.id, appt_id)] = reason
-    people = People.load(session, [a.patient_id for a in appointments.values() if a.patient_id],
-                         [a.doctor_id for a in appointments.values()])
+    people = plan.people = People.load(session, [a.patient_id for a in appointments.values() if a.patient_id],
+                                       [a.doctor_id for a in appointments.values()], into=plan.people)
     desired = build_rows(plan, people, wants)
     existing: dict[str, Message] = {}
     by_scope: dict[tuple[int, int], list[Message]] = defaultdict(list)

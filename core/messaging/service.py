@@ -59,7 +59,7 @@ from plugin_sdk.errors import FieldError, ValidationFailed
 if TYPE_CHECKING:
     from core.app_context import Praxis
 
-PLAN_CHUNK = 2000
+PLAN_CHUNK = 5000
 
 
 def _clinic(session: Session, clinic_id: int) -> Clinic:

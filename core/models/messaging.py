@@ -104,7 +104,7 @@ class MessageBatch(SQLModel, table=True):
 class Message(SQLModel, table=True):
     __tablename__ = "core_message"
     __table_args__ = (
-        Index("ix_core_message_clinic_created", "clinic_id", "created_at"),
+        Index("ix_core_message_clinic_planned", "clinic_id", "planned_for"),
         Index("ix_core_message_clinic_status", "clinic_id", "status", "planned_for"),
         Index("ix_core_message_vendor", "provider_plugin", "vendor_message_id"),
         Index("ix_core_message_address", "clinic_id", "address", "sent_at"),
@@ -133,7 +133,7 @@ class Message(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=1000, description="Readable reason of the last problem")
     provider_plugin: str | None = Field(default=None, max_length=64)
     vendor_message_id: str | None = Field(default=None, max_length=100)
-    idempotency_key: str = Field(max_length=64, unique=True)
+    idempotency_key: str = Field(max_length=64, description="Handed to the vendor; the message id's hex")
     dedupe_key: str = Field(max_length=200, unique=True)
     set_communication_status: str | None = Field(default=None, max_length=40)
     attempts: int = 0

@@ -2,7 +2,7 @@
 
 Revision ID: core_0001
 Revises:
-Create Date: 2026-11-22 04:48:06.100920+00:00
+Create Date: 2026-11-22 05:12:30.842116+00:00
 
 """
 
@@ -1397,13 +1397,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("dedupe_key"),
-        sa.UniqueConstraint("idempotency_key"),
     )
     with op.batch_alter_table("core_message", schema=None) as batch_op:
         batch_op.create_index("ix_core_message_address", ["clinic_id", "address", "sent_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_core_message_appointment_id"), ["appointment_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_core_message_batch_id"), ["batch_id"], unique=False)
-        batch_op.create_index("ix_core_message_clinic_created", ["clinic_id", "created_at"], unique=False)
+        batch_op.create_index("ix_core_message_clinic_planned", ["clinic_id", "planned_for"], unique=False)
         batch_op.create_index("ix_core_message_clinic_status", ["clinic_id", "status", "planned_for"], unique=False)
         batch_op.create_index(batch_op.f("ix_core_message_patient_id"), ["patient_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_core_message_rule_id"), ["rule_id"], unique=False)
@@ -1682,7 +1681,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_core_message_rule_id"))
         batch_op.drop_index(batch_op.f("ix_core_message_patient_id"))
         batch_op.drop_index("ix_core_message_clinic_status")
-        batch_op.drop_index("ix_core_message_clinic_created")
+        batch_op.drop_index("ix_core_message_clinic_planned")
         batch_op.drop_index(batch_op.f("ix_core_message_batch_id"))
         batch_op.drop_index(batch_op.f("ix_core_message_appointment_id"))
         batch_op.drop_index("ix_core_message_address")
