@@ -56,21 +56,28 @@ def test_each_rule_sends_exactly_its_messages_and_nothing_twice(env):
     env.run()  # the two confirmations go at once
     assert sorted(s["text"] for s in env.vendor.sms()) == [
         "Időpont rögzítve: 2026. január 7. 10:00.", "Időpont rögzítve: 2026. január 7. 14:00."]
+    def new_texts():
+        seen = len(new_texts.sent)
+        new_texts.sent = [(s["to"], s["text"]) for s in env.vendor.sms()]
+        return sorted(new_texts.sent[seen:])
+
+    new_texts.sent = list(range(2))
+    env.travel(env.local(MONDAY + timedelta(days=1), 17, 59))
+    env.run()
+    assert new_texts() == []
     env.travel(env.local(MONDAY + timedelta(days=1), 18, 0))
     env.run()
+    assert new_texts() == [("+36205551234", "Béla, holnap 14:00-kor várjuk."),
+                           ("+36301234567", "Anna, holnap 10:00-kor várjuk.")]
     env.travel(env.local(wednesday, 9, 0))
     env.run()
+    assert new_texts() == [("+36301234567", "Anna, egy óra múlva: 10:00.")]
     env.travel(env.local(wednesday, 13, 0))
     env.run()
+    assert new_texts() == [("+36205551234", "Béla, egy óra múlva: 14:00.")]
     env.travel(env.local(wednesday, 20, 0))
     env.run()
-    texts = [(s["to"], s["text"]) for s in env.vendor.sms()]
-    assert texts[2:] == [
-        ("+36301234567", "Anna, holnap 10:00-kor várjuk."),
-        ("+36205551234", "Béla, holnap 14:00-kor várjuk."),
-        ("+36301234567", "Anna, egy óra múlva: 10:00."),
-        ("+36205551234", "Béla, egy óra múlva: 14:00."),
-    ]
+    assert new_texts() == []
     assert len({s["ref"] for s in env.vendor.sms()}) == 6
     assert {m.status for m in env.messages()} == {MessageStatus.sent}
     # planning again (a rule edited, a restarted worker) changes nothing
