@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlmodel import Session, select
 
@@ -119,7 +121,8 @@ def test_settings_are_validated_per_field_and_secrets_encrypted_never_shown(make
     if praxis.settings.is_sqlite:
         raw = (praxis.settings.url.split("///", 1)[1])
         praxis.engine.dispose()
-        blob = open(raw, "rb").read() + (open(raw + "-wal", "rb").read() if __import__("os").path.exists(raw + "-wal") else b"")
+        wal = Path(raw + "-wal")
+        blob = Path(raw).read_bytes() + (wal.read_bytes() if wal.exists() else b"")
         assert b"s3cr3t-Value" not in blob
 
 

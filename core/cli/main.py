@@ -7,9 +7,8 @@ import sys
 
 import click
 
-from core.cli import audit, demo, keys, plugins, serve
+from core.cli import audit, demo, keys, plugin_new, plugins, serve
 from core.cli import db as db_cli
-from core.cli import plugin_new
 from core.cli import users as users_cli
 from core.cli import worker as worker_cli
 

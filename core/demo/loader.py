@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -141,7 +141,7 @@ def _patients(praxis: Praxis, clinic_id: int, plan: ClinicPlan, count: int, rng:
     ids = []
     for _ in range(count):
         p = person(rng, plan.country)
-        minor = (date.today() - p.birth_date).days < 18 * 365
+        minor = (now().date() - p.birth_date).days < 18 * 365
         data = PatientCreate(
             family_name=p.family_name, given_name=p.given_name,
             family_name_latin=p.family_name_latin, given_name_latin=p.given_name_latin,

@@ -1,6 +1,5 @@
 """Every core table. Importing this module registers them all on ``SQLModel.metadata``."""
 
-from core.models.audit import AuditEntry, AuditHead
 from core.models.appointment import (  # noqa: F401
     Appointment,
     AppointmentChange,
@@ -8,6 +7,7 @@ from core.models.appointment import (  # noqa: F401
     AppointmentSeries,
     WaitlistEntry,
 )
+from core.models.audit import AuditEntry, AuditHead
 from core.models.auth import (  # noqa: F401
     AccessLog,
     ApiToken,
@@ -55,8 +55,8 @@ from core.models.patient import (  # noqa: F401
     PatientPhone,
     PatientSearchKey,
 )
-from core.models.records import ClinicalRecord, RecordSignature, RecordSigningSession  # noqa: F401
 from core.models.plugin import PluginHealth, PluginState, RuntimeGeneration
+from core.models.records import ClinicalRecord, RecordSignature, RecordSigningSession  # noqa: F401
 from core.models.schedule import (  # noqa: F401
     ClinicDay,
     ClinicHours,
@@ -66,4 +66,5 @@ from core.models.schedule import (  # noqa: F401
     ScheduleException,
 )
 
-__all__ = ["AuditEntry", "AuditHead", "Clinic", "JobRun", "OutboxItem", "OutboxStatus", "PluginHealth", "PluginState", "RuntimeGeneration"]
+__all__ = ["AuditEntry", "AuditHead", "Clinic", "JobRun", "OutboxItem", "OutboxStatus", "PluginHealth", "PluginState",
+           "RuntimeGeneration"]
