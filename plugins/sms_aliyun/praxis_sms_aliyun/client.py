@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
+from plugin_sdk import http
 from plugin_sdk.errors import PermanentError, RetryableError
-from praxis_sms_aliyun import http
 from praxis_sms_aliyun.signing import signed
 
 VENDOR = "Aliyun SMS"

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
+from plugin_sdk import http
 from plugin_sdk.errors import PermanentError, RetryableError
-from praxis_sms_imobis import http
 
 VENDOR = "Imobis"
 USER_AGENT = "praxis-sms-imobis/1.0"

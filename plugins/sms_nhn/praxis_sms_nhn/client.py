@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
+from plugin_sdk import http
 from plugin_sdk.errors import PermanentError, RetryableError
-from praxis_sms_nhn import http
 
 VENDOR = "NHN Cloud SMS"
 USER_AGENT = "praxis-sms-nhn/1.0"

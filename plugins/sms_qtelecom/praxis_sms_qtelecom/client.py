@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
+from plugin_sdk import http
 from plugin_sdk.errors import PermanentError, RetryableError
-from praxis_sms_qtelecom import http
 
 VENDOR = "QuickTelecom"
 USER_AGENT = "praxis-sms-qtelecom/1.0"

@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
+from plugin_sdk import http
 from plugin_sdk.errors import PermanentError, RetryableError
-from praxis_sms_smsc import http
 
 VENDOR = "SMSC"
 USER_AGENT = "praxis-sms-smsc/1.0"

@@ -1,9 +1,11 @@
-"""One HTTP request to the vendor, with every transport failure mapped to a plugin_sdk error.
+"""One HTTP request to a vendor, with every transport failure mapped to a plugin_sdk error.
 
-``sends=True`` marks a request that may make the vendor act (send a message): when its answer is lost after
-it left (a read timeout, a dropped connection, a 504 from a gateway) the outcome is unknown, because this
-vendor cannot deduplicate a resend. Requests that only read (status, balance) are safe to repeat, so the same
-failures are merely retryable. A refused connection never reached the vendor: retryable either way.
+Connectors call ``request(client, "Vendor", "POST", url, sends=True, ...)`` instead of ``client.request``.
+``sends=True`` marks a request that may make the vendor act (send a message, place an order): when its answer
+is lost after it left (a read timeout, a dropped connection, a 504 from a gateway) the outcome is unknown,
+unless the vendor deduplicates a resend. Requests that only read (status, balance) are safe to repeat, so the
+same failures are merely retryable. A refused connection never reached the vendor: retryable either way.
+A 429 becomes ``RetryableError`` with ``retry_after`` from the vendor's ``Retry-After`` header.
 """
 
 from __future__ import annotations
