@@ -27,7 +27,7 @@ from tests.auth_helpers import create_user
 from tests.conftest import add_clinic
 from tests.ui.conftest import ui_plugin
 from tests.ui.screens import DAY, set_up_book
-from tests.ui.test_browser import CHROMIUM, LAUNCH_ARGS, PASSWORD, _database, log_in
+from tests.ui.test_browser import PASSWORD, _database, launch_chromium, log_in, open_tab
 
 
 @pytest.fixture(scope="module")
@@ -61,26 +61,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium. "
-                    "Run scripts/install-browser.sh (make install does) and try again.", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
+    # module scope: this module's browser closes before test_browser.py's session browser starts
+    yield from launch_chromium()
 
 
 @pytest.fixture
 def page(browser: Any, live: dict[str, Any]) -> Iterator[Any]:
-    context = browser.new_context(base_url=live["base_url"], locale="en-US")
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    tab.console_errors = []
-    tab.on("console", lambda message: message.type == "error" and tab.console_errors.append(message.text))
-    yield tab
-    context.close()
+    yield from open_tab(browser, live["base_url"])
 
 
 def test_creating_a_patient_shows_a_field_error_then_registers(page, live):

@@ -83,8 +83,8 @@ def _database(tmp: Path) -> tuple[str, Any]:
     return f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1), drop
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def launch_chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (no browser download); shared by the browser test modules."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium. "
                     "Run scripts/install-browser.sh (make install does) and try again.", pytrace=False)
@@ -96,15 +96,25 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, live: dict[str, Any]) -> Iterator[Any]:
-    context = browser.new_context(base_url=live["base_url"], locale="en-US")
+def open_tab(browser: Any, base_url: str) -> Iterator[Any]:
+    """A fresh browser context and tab on the live app, collecting console errors in ``tab.console_errors``."""
+    context = browser.new_context(base_url=base_url, locale="en-US")
     context.set_default_timeout(10_000)
     tab = context.new_page()
     tab.console_errors = []
     tab.on("console", lambda message: message.type == "error" and tab.console_errors.append(message.text))
     yield tab
     context.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    yield from launch_chromium()
+
+
+@pytest.fixture
+def page(browser: Any, live: dict[str, Any]) -> Iterator[Any]:
+    yield from open_tab(browser, live["base_url"])
 
 
 def log_in(page: Any, password: str = PASSWORD) -> None:
