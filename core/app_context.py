@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from core import schema
+from core import schema, startup
 from core.config import Settings, get_settings
 from core.crypto import Keyring, load_keyring
 from core.db import make_engine
@@ -68,4 +68,5 @@ def bootstrap(
         schema.upgrade_core(engine, runtime)
         praxis.plugins.seed_all()
     runtime.collect("praxis_startup", app_name="praxis")
+    startup.release()
     return praxis
