@@ -3,12 +3,16 @@ validation problems, ``fields``: a list of ``{field, message, code}``."""
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from core.plugins.service import PluginOperationError
 from core.plugins.settings import SettingsInvalid
+from core.scheduling.errors import SchedulingError
 from plugin_sdk.errors import FieldError, ValidationFailed
 
 
@@ -43,3 +47,28 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PluginOperationError)
     async def _plugin_op(_: Request, exc: PluginOperationError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, str(exc), names=exc.details), exc.status)
+
+    # 404 / 403 / 409 bodies for the scheduling service's errors (conflicts list the appointments)
+    app.add_exception_handler(SchedulingError, service_error)
+    install_late(app)
+
+
+async def service_error(_: Request, exc: Any) -> JSONResponse:
+    """A core service's error (``status``, ``code``, ``details``): scheduling and labs."""
+    return JSONResponse({"error": exc.code, "message": str(exc), **exc.details}, exc.status)
+
+
+#: Errors of core features whose modules load with their routes (importing ``core.labs`` costs start-up
+#: time): their handler is registered once the module is imported, which ``core.api.lazy_routes`` checks
+#: after building each route group (only route groups' code imports them while serving).
+LATE_HANDLERS = (("core.labs.errors", "LabError", service_error),)
+
+
+def install_late(app: FastAPI) -> None:
+    """Register the handlers of ``LATE_HANDLERS`` whose module is imported by now (once each)."""
+    from core.api.lazy_routes import add_late_exception_handler
+
+    for module, name, handler in LATE_HANDLERS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and app.exception_handlers.get(cls) is not handler:
+            add_late_exception_handler(app, cls, handler)

@@ -74,9 +74,15 @@ async def _route_error(_: Request, exc: Exception) -> JSONResponse:
                         headers=exc.headers)
 
 
-def mount(app: FastAPI, praxis: Praxis) -> None:
+def install(app: FastAPI, praxis: Praxis) -> None:
+    """The bridge ``plugin_sdk.web`` calls and the handler of plugins' ``RouteError``."""
     setattr(app.state, BRIDGE_ATTRIBUTE, CoreWebBridge(praxis))
     app.add_exception_handler(RouteError, _route_error)
+
+
+def include_routers(app: Any, praxis: Praxis) -> None:
+    """Include each available plugin's ``praxis_routes`` router under ``/api/clinics/{clinic_id}/x/<plugin>``
+    (``app`` is the app or the lazily built group standing for them in it)."""
     for result in praxis.runtime.collect("praxis_routes"):
         if result.error is not None or result.value is None:
             continue

@@ -10,8 +10,7 @@ import uuid
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlmodel import Session
 
@@ -19,7 +18,7 @@ from core.api.deps import get_praxis
 from core.app_context import Praxis
 from core.auth.deps import Principal, clinic_permission
 from core.labs import catalogue, dental, labels, orders, results
-from core.labs.errors import LabError, invalid
+from core.labs.errors import invalid
 from core.models.appointment import Appointment
 
 router = APIRouter(prefix="/api/clinics/{clinic_id}/labs", tags=["labs"])
@@ -27,12 +26,6 @@ router = APIRouter(prefix="/api/clinics/{clinic_id}/labs", tags=["labs"])
 VIEW = clinic_permission("labs.view")
 ORDER = clinic_permission("labs.order")
 MANAGE = clinic_permission("labs.manage")
-
-
-def install_errors(app: FastAPI) -> None:
-    @app.exception_handler(LabError)
-    async def _lab_error(_: Request, exc: LabError) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "message": str(exc), **exc.details}, exc.status)
 
 
 # --- providers ----------------------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ import datetime as dt
 from datetime import date, time
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
@@ -22,20 +21,12 @@ from core.clock import now
 from core.db import transaction
 from core.models.appointment import OPTION_KINDS
 from core.scheduling import options, schedules, slots
-from core.scheduling.errors import NotFound, SchedulingError
+from core.scheduling.errors import NotFound
 
 router = APIRouter(prefix="/api/clinics/{clinic_id}", tags=["schedules"])
 
 VIEW = clinic_permission("appointments.view")
 MANAGE = clinic_permission("schedules.manage")
-
-
-def install_errors(app: FastAPI) -> None:
-    """404 / 403 / 409 bodies for the scheduling service's errors (conflicts list the appointments)."""
-
-    @app.exception_handler(SchedulingError)
-    async def _scheduling(_: Request, exc: SchedulingError) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "message": str(exc), **exc.details}, exc.status)
 
 
 def _session(praxis: Praxis) -> Session:
