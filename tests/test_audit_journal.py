@@ -151,3 +151,67 @@ def test_concurrent_writers_keep_one_valid_chain(make_praxis):
         by_chain.setdefault(chain, []).append(position)
     assert all(sorted(p) == list(range(1, len(p) + 1)) for p in by_chain.values())
     assert os.environ.get("PRAXIS_TEST_DATABASE_URL") or praxis.settings.is_sqlite
+
+
+TRICKY = {"name": "Kovács \"Öcsi\" 김민준 Иван 张伟", "nested": {"b": [1, 2.5, None, True], "a": "\\n\t"},
+          "empty": {}, "when": "2026-03-02T05:00:00+00:00"}
+
+
+def test_entries_left_for_the_commit_are_written_after_every_other_commit_hook(make_praxis):
+    """``at_commit`` entries are written when the transaction commits, after the other ``before_commit``
+    hooks (messaging's planning among them), and chain like any other entry."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session as OrmSession
+
+    praxis = make_praxis()
+    seen_by_hook = []
+
+    def count_entries(session):
+        seen_by_hook.append(session.connection().execute(text("SELECT COUNT(*) FROM core_audit")).scalar_one())
+
+    event.listen(OrmSession, "before_commit", count_entries)
+    try:
+        with transaction(praxis.engine) as session:
+            written = audit.record(session, audit.Actor(7, "Dr. Kovács"), "appointment.created", clinic_id=1,
+                                   target="appointment:1", data=TRICKY, at_commit=True)
+            assert written is None
+            audit.record(session, audit.Actor(7, "Dr. Kovács"), "appointment.overbooked", clinic_id=1,
+                         target="appointment:1", data={"x": 1}, at_commit=True)
+            now_written = audit.record(session, audit.Actor(None, "t"), "patient.viewed", clinic_id=1,
+                                       target="patient:1", data=TRICKY)
+            assert now_written is not None and now_written.chain_seq == 1
+    finally:
+        event.remove(OrmSession, "before_commit", count_entries)
+    assert seen_by_hook == [1]  # only the entry written at once was there when the other hook ran
+    with Session(praxis.engine) as session:
+        entries = session.exec(select(AuditEntry).order_by(AuditEntry.seq)).all()
+        assert audit.verify(session) == []
+    assert [e.action for e in entries] == ["patient.viewed", "appointment.created", "appointment.overbooked"]
+    assert entries[1].data == TRICKY and entries[1].chain == entries[2].chain
+    assert [entries[1].chain_seq, entries[2].chain_seq] == [1, 2]
+    assert entries[2].prev_hash == entries[1].hash
+
+
+def test_entries_left_for_the_commit_of_a_rolled_back_transaction_are_never_written(make_praxis):
+    praxis = make_praxis()
+    with Session(praxis.engine) as session:
+        audit.record(session, audit.Actor(None, "t"), "x.done", clinic_id=1, target="thing:1", at_commit=True)
+        session.rollback()
+        session.execute(text("SELECT 1"))  # the same session, a new transaction
+        audit.record(session, audit.Actor(None, "t"), "y.done", clinic_id=1, target="thing:2", at_commit=True)
+        session.commit()
+    with Session(praxis.engine) as session:
+        assert [e.action for e in session.exec(select(AuditEntry)).all()] == ["y.done"]
+
+
+def test_an_entry_recorded_in_a_savepoint_goes_with_the_savepoint(make_praxis):
+    praxis = make_praxis()
+    with transaction(praxis.engine) as session:
+        nested = session.begin_nested()
+        assert audit.record(session, audit.Actor(None, "t"), "kept.not", clinic_id=1, at_commit=True) is not None
+        nested.rollback()
+        with session.begin_nested():
+            audit.record(session, audit.Actor(None, "t"), "kept", clinic_id=1, at_commit=True)
+    with Session(praxis.engine) as session:
+        assert [e.action for e in session.exec(select(AuditEntry)).all()] == ["kept"]
+        assert audit.verify(session) == []

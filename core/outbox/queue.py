@@ -67,6 +67,32 @@ def enqueue(
     return existing
 
 
+def enqueue_many(session: Session, items: list[dict[str, Any]]) -> None:
+    """Add several items in one statement, in ``session``'s transaction: each item is a dict of
+    ``enqueue``'s keyword arguments and must have a ``dedupe_key``; an item whose key is already queued
+    is skipped, as with ``enqueue``. Used to fan one event out to every subscribed plugin."""
+    rows = []
+    checked: set[int] = set()
+    for item in items:
+        payload, max_attempts = item["payload"], item.get("max_attempts", 12)
+        if item.get("dedupe_key") is None:
+            raise ValueError("dedupe_key: must be a non-empty string")
+        # one event's items share its payload: serialised once to check it
+        _check(plugin=item["plugin"], topic=item["topic"], payload={} if id(payload) in checked else payload,
+               dedupe_key=item["dedupe_key"], available_at=item.get("available_at"), max_attempts=max_attempts)
+        checked.add(id(payload))
+        at = now()
+        rows.append({"id": uuid.uuid4(), "plugin": item["plugin"], "topic": item["topic"], "payload": payload,
+                     "clinic_id": item["clinic_id"], "dedupe_key": item["dedupe_key"], "status": "pending",
+                     "available_at": item.get("available_at") or at, "attempts": 0, "max_attempts": max_attempts,
+                     "created_at": at})
+    if not rows:
+        return
+    build = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    # ORM-enabled, like ``enqueue``: autoflushes the caller's rows first
+    session.execute(build(OutboxItem).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+
+
 def _check(*, plugin: str, topic: str, payload: Any, dedupe_key: str | None, available_at: datetime | None,
            max_attempts: int) -> None:
     limits = {"plugin": (plugin, 64), "topic": (topic, 100), "dedupe_key": (dedupe_key, 200)}

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import phonenumbers
+from sqlalchemy import and_, bindparam, exists, insert, literal, null
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Bundle
 from sqlmodel import Session, col, func, or_, select
 
 from core import audit
@@ -26,13 +28,20 @@ from core.clock import now
 from core.db import reader, transaction
 from core.events import emit
 from core.models.appointment import Appointment, AppointmentChange
+from core.models.auth import Membership, User
+from core.models.clinic import Clinic
+from core.models.patient import Patient
+from core.models.schedule import ClinicSetupGeneration
 from core.patients.hooks import pinned_plugin_state
 from core.scheduling.calendar import ClinicCalendar, to_epoch
 from core.scheduling.conflicts import describe, find_conflicts, lock_resources
 from core.scheduling.errors import Conflict, FieldErrors, Forbidden, NotFound, VersionConflict, invalid
 from core.scheduling.options import STAMPS, Options
-from core.scheduling.people import check_patient, check_staff
+from core.scheduling.people import check_patient, check_staff, patient_errors, staff_errors
+from core.scheduling.setup import ClinicSetup
 from core.scheduling.setup import current as current_setup
+from core.scheduling.setup import peek as peek_setup
+from core.scheduling.setup import refresh as refresh_setup
 from plugin_sdk.events import EventName
 
 if TYPE_CHECKING:
@@ -73,7 +82,7 @@ def _json(value: Any) -> Any:
     return value
 
 
-def snapshot(a: Appointment) -> dict[str, Any]:
+def snapshot(a: Appointment | Draft) -> dict[str, Any]:
     return {name: _json(getattr(a, name)) for name in TRACKED}
 
 
@@ -82,9 +91,11 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any],
     return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
 
 
-def appointment_out(a: Appointment, tz: ZoneInfo, options: Options | None = None) -> dict[str, Any]:
+def appointment_out(a: Appointment | Draft, tz: ZoneInfo, options: Options | None = None,
+                    snap: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The appointment as the API gives it (``snap``: its ``snapshot`` when the caller has it already)."""
     out: dict[str, Any] = {"id": a.id, "clinic_id": a.clinic_id, "version": a.version, "active": a.active}
-    out.update(snapshot(a))
+    out.update(snapshot(a) if snap is None else snap)
     out["start_at"], out["end_at"] = a.start_at.isoformat(), a.end_at.isoformat()
     out["start_local"] = a.start_at.astimezone(tz).replace(tzinfo=None).isoformat()
     out["end_local"] = a.end_at.astimezone(tz).replace(tzinfo=None).isoformat()
@@ -104,15 +115,26 @@ def appointment_out(a: Appointment, tz: ZoneInfo, options: Options | None = None
 class Book:
     """One transaction's view of a clinic's appointment book."""
 
-    def __init__(self, praxis: Praxis, session: Session, clinic_id: int, caller: Caller) -> None:
+    def __init__(self, praxis: Praxis, session: Session, clinic_id: int, caller: Caller, *,
+                 guess: bool = False) -> None:
+        """With ``guess``, a booking starts from the set-up and clinic this process last saw, without a query;
+        ``create`` confirms both in the one query it runs (and starts again from fresh data if they changed)."""
         self.praxis = praxis
         self.session = session
-        self.clinic, self.setup = current_setup(session, clinic_id)
         self.clinic_id = clinic_id
         self.caller = caller
-        self.options = Options(None, clinic_id, self.setup.options)
-        self.tz = ZoneInfo(self.clinic.timezone)
-        self.placing: Appointment | None = None
+        self.placing: Appointment | Draft | None = None
+        cached = peek_setup(session, clinic_id) if guess else None
+        if cached is not None and cached.seen_clinic is not None:
+            self._use(cached.seen_clinic, cached)
+        else:
+            self._use(*current_setup(session, clinic_id))
+
+    def _use(self, clinic: Any, setup: ClinicSetup) -> None:
+        self.clinic, self.setup = clinic, setup
+        self.options = Options(None, self.clinic_id, setup.options)
+        self.tz = ZoneInfo(clinic.timezone)
+        self.basis = _basis(clinic)
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -149,7 +171,9 @@ class Book:
         elif not room.active:
             errors.add(field, f"room {room.name!r} is not in use", "room_inactive")
 
-    def validate(self, appt: Appointment, changed: set[str], *, is_new: bool) -> None:
+    def validate(self, appt: Appointment | Draft, changed: set[str], *, is_new: bool,
+                 known: Known | None = None) -> None:
+        """Field checks (422 listing every problem). ``known``: staff and patient already read by ``lookup``."""
         errors = FieldErrors()
         touched = set(EDITABLE) if is_new else changed
         if appt.start_at is None or appt.end_at is None:
@@ -159,12 +183,16 @@ class Book:
         elif appt.end_at - appt.start_at > MAX_DURATION:
             errors.add("end_at", "an appointment lasts at most 24 hours", "too_long")
         people = {k: getattr(appt, k) for k in ("doctor_id", "assistant_id") if k in touched}
-        if people:
+        if people and known is not None:
+            staff_errors(known.staff, errors, **people)
+        elif people:
             check_staff(self.session, self.clinic_id, errors, **people)
         if "room_id" in touched:
             self.check_room(appt.room_id, errors)
         if appt.patient_id is not None:
-            if touched & {"patient_id"}:
+            if touched & {"patient_id"} and known is not None:
+                patient_errors(self.clinic_id, appt.patient_id, known.patient, errors)
+            elif touched & {"patient_id"}:
                 check_patient(self.session, self.clinic_id, appt.patient_id, errors)
             appt.new_patient_name = appt.new_patient_phone = None
             appt.is_new_patient = False
@@ -204,12 +232,16 @@ class Book:
                 "end_at": appt.end_at.isoformat()}
         self.praxis.runtime.veto("praxis_validate_appointment", self.clinic_id, appointment=data, is_new=is_new)
 
-    def check_hours(self, appt: Appointment, overbook: bool, *, pick_room: bool) -> bool:
+    def check_hours(self, appt: Appointment | Draft, overbook: bool, *, pick_room: bool) -> bool:
         """Whether the time is outside the doctor's working hours; refuses it unless overbooking.
 
         With ``pick_room`` and no room given, the room of the doctor's schedule at that time is used.
         """
         _may_overbook(self.caller, overbook)
+        return self.refuse_outside(self.hours(appt, pick_room=pick_room), overbook)
+
+    def hours(self, appt: Appointment | Draft, *, pick_room: bool) -> bool:
+        """Whether the time is inside the doctor's working hours (picking the schedule's room, see above)."""
         first = appt.start_at.astimezone(self.tz).date()
         last = appt.end_at.astimezone(self.tz).date()
         calendar = ClinicCalendar.from_setup(self.clinic, self.setup, [appt.doctor_id], first, last)
@@ -220,6 +252,10 @@ class Book:
                 for w in calendar.doctor_intervals(appt.doctor_id, day):
                     if w.start <= s < w.end and w.room_id is not None:
                         appt.room_id = w.room_id
+        return inside
+
+    @staticmethod
+    def refuse_outside(inside: bool, overbook: bool) -> bool:
         if not inside and not overbook:
             raise invalid("start_at", "outside the doctor's working hours (breaks, days off and holidays count); "
                           "overbook to book anyway", "outside_working_hours")
@@ -243,9 +279,13 @@ class Book:
 
     # --- writing ----------------------------------------------------------------------------------
 
-    def record(self, appt: Appointment, action: str, event: str | None, before: dict[str, Any],
+    def record(self, appt: Appointment | Draft, action: str, event: str | None, before: dict[str, Any],
                placement: Placement | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write the history entry, the audit entry(ies) and the domain event of a change already flushed."""
+        """Write the history entry, the audit entry(ies) and the domain event of a change already written.
+
+        The history row is an ORM object on purpose: messaging plans the appointment's messages from the
+        history rows a transaction flushes (``core.messaging.listener``). Audit entries are written at
+        commit, after that planning, so the audit chain's head is locked only for the commit itself."""
         after = snapshot(appt)
         b, a = diff(before, after) if before else ({}, {k: v for k, v in after.items() if v not in (None, "", [])})
         actor = self.caller.actor
@@ -254,58 +294,224 @@ class Book:
                                            actor_name=actor.name, action=action, before=b, after=a))
         target = f"appointment:{appt.id}"
         audit.record(self.session, actor, f"appointment.{action}", clinic_id=self.clinic_id, target=target,
-                     data={"before": b, "after": a, **(extra or {})})
+                     data={"before": b, "after": a, **(extra or {})}, at_commit=True)
         if placement is not None and (placement.overbooked or placement.outside_hours):
             audit.record(self.session, actor, "appointment.overbooked", clinic_id=self.clinic_id, target=target,
                          data={"conflicts": placement.conflicts, "outside_working_hours": placement.outside_hours,
                                "start_at": appt.start_at.isoformat(), "end_at": appt.end_at.isoformat(),
-                               "doctor_id": appt.doctor_id, "room_id": appt.room_id})
-        out = self.out(appt)
+                               "doctor_id": appt.doctor_id, "room_id": appt.room_id}, at_commit=True)
+        out = appointment_out(appt, self.tz, self.options, after)
         if event is not None:
             emit(self.session, self.praxis.runtime, event, clinic_id=self.clinic_id, subject_type="appointment",
                  subject_id=appt.id, data={**out, "before": b, **(extra or {})}, actor=actor)
         return out
 
     def create(self, values: dict[str, Any], *, overbook: bool = False, series_id: int | None = None,
-               copied_from: int | None = None) -> tuple[Appointment, Placement]:
+               copied_from: int | None = None) -> tuple[Draft, Placement]:
+        """Validate, check the hours, veto and place a new appointment, then insert it (one statement).
+
+        Everything the checks need from the database (the clinic, its set-up generation, whether the
+        doctor and assistant work here, the patient, the overlapping appointments) is read by one query
+        (``lookup``); the working hours are computed first with the set-up this process has cached, and
+        again if that query shows the set-up or the clinic changed meanwhile."""
         unknown = set(values) - set(EDITABLE)
         if unknown:
             raise invalid(sorted(unknown)[0], "this field cannot be set", "not_allowed")
         at = now()
-        booked = self.options.status_for_role("booked")
-        appt = Appointment(clinic_id=self.clinic_id, status=booked.code, status_changed_at=at, series_id=series_id,
-                           copied_from=copied_from, created_at=at, created_by=self.caller.actor.id, updated_at=at,
-                           updated_by=self.caller.actor.id, **{k: v for k, v in values.items()})
-        if appt.services is None:
-            appt.services = []
-        if appt.notes is None:
-            appt.notes = ""
-        self.validate(appt, set(values), is_new=True)
-        placement = Placement()
-        placement.outside_hours = self.check_hours(appt, overbook, pick_room=True)
+        for attempt in range(3):
+            appt = Draft(clinic_id=self.clinic_id, status=self.options.status_for_role("booked").code,
+                         status_changed_at=at, series_id=series_id, copied_from=copied_from, created_at=at,
+                         created_by=self.caller.actor.id, updated_at=at, updated_by=self.caller.actor.id, **values)
+            if appt.services is None:
+                appt.services = []
+            if appt.notes is None:
+                appt.notes = ""
+            timed = appt.start_at is not None and appt.end_at is not None and appt.end_at > appt.start_at
+            inside = self.hours(appt, pick_room=True) if timed else True
+            known = self.lookup(appt, final=attempt == 2)
+            if known is not None:
+                break
+        assert known is not None
+        self.validate(appt, set(values), is_new=True, known=known)
+        _may_overbook(self.caller, overbook)
+        placement = Placement(outside_hours=self.refuse_outside(inside, overbook))
         if appt.room_id is not None and "room_id" not in values:
             errors = FieldErrors()
             self.check_room(appt.room_id, errors)
             errors.raise_if_any()
         self.veto(appt, is_new=True)
-        placed = self.place(appt, overbook)
-        placement.overbooked, placement.conflicts = placed.overbooked, placed.conflicts
+        clashes = known.conflicts
+        if overbook and self.session.get_bind().dialect.name == "postgresql":
+            # overbookings serialise on the doctor's and room's locks (see ``place``), then look again
+            lock_resources(self.session, self.clinic_id, [appt.doctor_id], [appt.room_id])
+            clashes = find_conflicts(self.session, self.clinic_id, appt.start_at, appt.end_at, appt.doctor_id,
+                                     appt.room_id)
+        placement.conflicts = describe(clashes, appt.doctor_id, appt.room_id)
+        if clashes and not overbook:
+            raise Conflict("the time is taken", conflicts=placement.conflicts)
+        appt.overbooked = placement.overbooked = bool(clashes)
         appt.active = True
-        self.session.add(appt)
-        self.flush()
+        self.placing = appt
+        try:
+            appt.id = self.session.connection().execute(_INSERT, appt.row()).scalar_one()
+        except IntegrityError as exc:
+            self._lost(exc)
         return appt, placement
+
+    def lookup(self, appt: Draft, *, final: bool = False) -> Known | None:
+        """Run the booking's one read (see ``create``). None when the set-up or the clinic this book computed
+        with turned out stale: the book now holds the fresh ones, and the caller computes again."""
+        room, assistant, patient = appt.room_id is not None, appt.assistant_id is not None, appt.patient_id is not None
+        params: dict[str, Any] = {"clinic_id": self.clinic_id, "doctor_id": appt.doctor_id, "start": appt.start_at,
+                                  "end": appt.end_at}
+        if room:
+            params["room_id"] = appt.room_id
+        if assistant:
+            params["assistant_id"] = appt.assistant_id
+        if patient:
+            params["patient_id"] = appt.patient_id
+        rows = self.session.execute(_lookup_statement(room, assistant, patient), params).all()
+        if not rows:
+            raise NotFound(f"clinic {self.clinic_id} not found")
+        first = rows[0]
+        clinic, generation = first[0], first[1] or 0
+        if generation != self.setup.generation or _basis(clinic) != self.basis:
+            self._use(clinic, refresh_setup(self.session, self.clinic_id, generation))
+            self.setup.seen_clinic = ClinicBasis(self.clinic_id, clinic.timezone, clinic.country, clinic.locale)
+            if not final:
+                return None
+        self.clinic = clinic
+        if self.setup.seen_clinic is None:
+            self.setup.seen_clinic = ClinicBasis(self.clinic_id, clinic.timezone, clinic.country, clinic.locale)
+        found = None if first[4] is None else (first[4], first[5], first[6])
+        return Known(staff={"doctor_id": bool(first[2]), "assistant_id": bool(first[3])}, patient=found,
+                     conflicts=[r[7] for r in rows if r[7].id is not None])
 
     def flush(self) -> None:
         try:
             self.session.flush()
-        except IntegrityError as exc:  # the PostgreSQL exclusion constraint caught an overlap
-            if "overlap" in str(exc.orig):
-                appt = self.placing
-                if appt is None:
-                    raise Conflict("the time is taken", conflicts=[]) from exc
-                raise RaceLost(self.clinic_id, appt.start_at, appt.end_at, appt.doctor_id, appt.room_id,
-                               appt.id) from exc
-            raise
+        except IntegrityError as exc:
+            self._lost(exc)
+
+    def _lost(self, exc: IntegrityError) -> NoReturn:
+        """A PostgreSQL exclusion constraint caught an overlap: a concurrent booking won (409 once rolled back)."""
+        if "overlap" in str(exc.orig):
+            appt = self.placing
+            if appt is None:
+                raise Conflict("the time is taken", conflicts=[]) from exc
+            raise RaceLost(self.clinic_id, appt.start_at, appt.end_at, appt.doctor_id, appt.room_id,
+                           appt.id) from exc
+        raise exc
+
+
+@dataclass(frozen=True)
+class ClinicBasis:
+    """The clinic's fields the appointment book computes with, as last read (``setup.seen_clinic``)."""
+
+    id: int
+    timezone: str
+    country: str
+    locale: str
+
+
+def _basis(clinic: Any) -> tuple[str, str, str]:
+    return clinic.timezone, clinic.country, clinic.locale
+
+
+@dataclass
+class Known:
+    """What ``Book.lookup`` read: whether the doctor and assistant work in the clinic, the patient's
+    (clinic_id, deleted_at, merged_into) or None, and the active appointments overlapping the time."""
+
+    staff: dict[str, bool]
+    patient: tuple[Any, Any, Any] | None
+    conflicts: list[Any]  # rows with the columns ``describe`` reads
+
+
+_TABLE = Appointment.__table__  # type: ignore[attr-defined]
+_CONFLICT = Bundle("conflict", *(_TABLE.c[name] for name in (
+    "id", "start_at", "end_at", "doctor_id", "room_id", "status", "patient_id", "new_patient_name")))
+_COLUMNS = tuple(c.name for c in _TABLE.columns if c.name != "id")
+_DEFAULTS = {name: (f.default_factory, None) if f.default_factory is not None else (None, f.default)
+             for name, f in Appointment.model_fields.items() if name in _COLUMNS}
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)
+
+
+class Draft:
+    """A new appointment before and after its insert: the row's values as plain attributes. Building and
+    flushing an ORM object for it cost about as much as all of the booking's checks."""
+
+    id: int | None
+    clinic_id: int
+    patient_id: uuid.UUID | None
+    new_patient_name: str | None
+    new_patient_phone: str | None
+    is_new_patient: bool
+    doctor_id: int
+    room_id: int | None
+    assistant_id: int | None
+    start_at: datetime
+    end_at: datetime
+    services: list[Any]
+    notes: str
+    status: str
+    deleted_at: datetime | None
+    overbooked: bool
+    active: bool
+    version: int
+    created_at: datetime
+    created_by: int | None
+    updated_at: datetime
+    updated_by: int | None
+    status_changed_at: datetime | None
+
+    def __init__(self, **values: Any) -> None:
+        self.id = None
+        for name, (factory, default) in _DEFAULTS.items():
+            if name not in values:
+                setattr(self, name, factory() if factory is not None else default)
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _COLUMNS}
+
+
+_LOOKUPS: dict[tuple[bool, bool, bool], Any] = {}
+
+
+def _lookup_statement(room: bool, assistant: bool, patient: bool) -> Any:
+    """The booking's read (see ``Book.create``), built once per shape: one row per overlapping active
+    appointment of the doctor (or in the room), or one row with none."""
+    key = (room, assistant, patient)
+    statement = _LOOKUPS.get(key)
+    if statement is not None:
+        return statement
+
+    def works_here(param: str) -> Any:
+        return exists().where(col(Membership.user_id) == col(User.id), Membership.clinic_id == bindparam("clinic_id"),
+                              col(User.id) == bindparam(param), User.active == True)  # noqa: E712
+
+    who = col(Appointment.doctor_id) == bindparam("doctor_id")
+    if room:
+        who = or_(who, col(Appointment.room_id) == bindparam("room_id"))
+    columns: list[Any] = [Clinic, ClinicSetupGeneration.generation, works_here("doctor_id"),
+                          works_here("assistant_id") if assistant else literal(False)]
+    if patient:
+        columns += [Patient.clinic_id, Patient.deleted_at, Patient.merged_into]
+    else:
+        columns += [null(), null(), null()]
+    columns.append(_CONFLICT)
+    statement = select(*columns).select_from(Clinic).outerjoin(
+        ClinicSetupGeneration, col(ClinicSetupGeneration.clinic_id) == col(Clinic.id))
+    if patient:
+        statement = statement.outerjoin(Patient, col(Patient.id) == bindparam("patient_id"))
+    statement = statement.outerjoin(Appointment, and_(
+        col(Appointment.clinic_id) == col(Clinic.id), Appointment.active == True,  # noqa: E712
+        col(Appointment.start_at) < bindparam("end"), col(Appointment.end_at) > bindparam("start"), who,
+    )).where(col(Clinic.id) == bindparam("clinic_id")).order_by(col(Appointment.start_at))
+    _LOOKUPS[key] = statement
+    return statement
 
 
 @contextmanager
@@ -360,7 +566,7 @@ def create(praxis: Praxis, clinic_id: int, values: dict[str, Any], caller: Calle
     """Book an appointment. Raises ValidationFailed (422), Forbidden (403) or Conflict (409)."""
     _may_overbook(caller, overbook)
     with write(praxis) as session:
-        book = Book(praxis, session, clinic_id, caller)
+        book = Book(praxis, session, clinic_id, caller, guess=True)
         appt, placement = book.create(values, overbook=overbook)
         return book.record(appt, "created", EventName.appointment_created, {}, placement)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session, col, or_, select
@@ -58,8 +59,9 @@ def find_conflicts(session: Session, clinic_id: int, start: datetime, end: datet
     return list(session.exec(statement.order_by(col(Appointment.start_at))).all())
 
 
-def describe(conflicts: list[Appointment], doctor_id: int, room_id: int | None) -> list[dict[str, object]]:
-    """The conflicts as the API lists them: which appointment, when, and whether doctor or room clash."""
+def describe(conflicts: list[Any], doctor_id: int, room_id: int | None) -> list[dict[str, object]]:
+    """The conflicts (appointments, or rows with their columns) as the API lists them: which appointment,
+    when, and whether doctor or room clash."""
     out = []
     for a in conflicts:
         reasons = []

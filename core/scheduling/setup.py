@@ -63,6 +63,9 @@ class ClinicSetup:
     dated_breaks: dict[tuple[int, date], list[ScheduleBreak]]
     rooms: dict[int, RoomInfo]
     options: dict[str, list[Any]] = field(default_factory=dict)  # kind -> [scheduling.options.Option]
+    # the clinic's fields the appointment book computes with (id, timezone, country, locale), as last read
+    # by a booking; a guess to be confirmed (clinic rows change without a new generation)
+    seen_clinic: Any = None
 
 
 _caches: weakref.WeakKeyDictionary[Engine, dict[int, ClinicSetup]] = weakref.WeakKeyDictionary()
@@ -105,6 +108,21 @@ def _get(session: Session, clinic_id: int, generation: int) -> ClinicSetup:
         with _lock:
             _caches.setdefault(engine, {})[clinic_id] = found
     return found
+
+
+def peek(session: Session, clinic_id: int) -> ClinicSetup | None:
+    """The set-up this process last cached for the clinic, without asking the database whether it is still
+    current: a booking computes with it and confirms the generation in the query it has to run anyway
+    (``refresh`` when it was stale). None when nothing is cached or this transaction changed the set-up."""
+    if clinic_id in session.info.get(BUMPED, ()):
+        return None
+    with _lock:
+        return _caches.get(_engine_of(session), {}).get(clinic_id)
+
+
+def refresh(session: Session, clinic_id: int, generation: int) -> ClinicSetup:
+    """The clinic's set-up at ``generation`` (read in this transaction), from the cache or loaded."""
+    return _get(session, clinic_id, generation)
 
 
 def forget(engine: Engine | None = None) -> None:

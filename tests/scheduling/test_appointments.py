@@ -3,19 +3,23 @@ history, events and the plugin veto."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sqlmodel import Session, col, select
 
+from core.db import transaction
 from core.models.appointment import Appointment
 from core.models.audit import AuditEntry
 from core.models.outbox import OutboxItem
+from core.models.patient import Patient
 from core.scheduling import appointments as ap
 from core.scheduling import options, waitlist
 from core.scheduling.errors import Conflict, Forbidden, VersionConflict
 from plugin_sdk.errors import ValidationFailed
-from tests.scheduling.conftest import ACTOR, BOSS, DESK, ClinicSetup
+from tests.conftest import add_clinic
+from tests.scheduling.conftest import ACTOR, BOSS, DESK, NOW, ClinicSetup
 
 TUE = date(2026, 3, 3)
 
@@ -93,6 +97,41 @@ def test_bad_input_names_the_fields(budapest: ClinicSetup) -> None:
     with pytest.raises(ValidationFailed) as caught:
         ap.create(b.praxis, b.clinic_id, b.values(TUE, 10, new_patient_name=" ", new_patient_phone=None), DESK)
     assert set(codes(caught.value)) == {"new_patient_name", "new_patient_phone"}
+    # field errors come before the working-hours check: an unknown doctor at night is an unknown doctor
+    with pytest.raises(ValidationFailed) as caught:
+        ap.create(b.praxis, b.clinic_id, b.values(TUE, 3, doctor_id=99999), DESK)
+    assert codes(caught.value) == {"doctor_id": "unknown_user"}
+
+
+def test_the_patient_must_be_a_current_patient_of_the_clinic(budapest: ClinicSetup) -> None:
+    b = budapest
+    other = add_clinic(b.praxis, name="Other", country="HU", timezone="Europe/Budapest", locale="hu")
+    survivor = uuid.uuid4()
+    with transaction(b.praxis.engine) as s:
+        ids = {}
+        for key, clinic, extra in (("ok", b.clinic_id, {}), ("survivor", b.clinic_id, {}),
+                                   ("elsewhere", other, {}), ("deleted", b.clinic_id, {"deleted_at": NOW}),
+                                   ("merged", b.clinic_id, {"merged_into": survivor})):
+            patient = Patient(id=survivor if key == "survivor" else uuid.uuid4(), clinic_id=clinic,
+                              chart_number=key, family_name=key.title(), **extra)
+            ids[key] = patient.id
+            s.add(patient)
+            s.flush()
+
+    def attempt(patient_id: uuid.UUID, hh: int) -> dict[str, str]:
+        values = {**b.values(TUE, hh), "patient_id": patient_id}
+        values.pop("new_patient_name"), values.pop("new_patient_phone")
+        try:
+            ap.create(b.praxis, b.clinic_id, values, DESK)
+        except ValidationFailed as exc:
+            return codes(exc)
+        return {}
+
+    assert attempt(uuid.uuid4(), 9) == {"patient_id": "unknown_patient"}
+    assert attempt(ids["elsewhere"], 9) == {"patient_id": "unknown_patient"}
+    assert attempt(ids["deleted"], 9) == {"patient_id": "patient_deleted"}
+    assert attempt(ids["merged"], 9) == {"patient_id": "patient_merged"}
+    assert attempt(ids["ok"], 9) == {}
 
 
 def test_outside_working_hours_and_breaks_need_overbook(budapest: ClinicSetup) -> None:

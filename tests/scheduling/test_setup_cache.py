@@ -3,7 +3,7 @@ booking that loses a race on PostgreSQL's exclusion constraint is a 409 listing 
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -13,7 +13,7 @@ from core.db import make_engine, transaction
 from core.models.schedule import DoctorSchedule
 from core.scheduling import appointments as ap
 from core.scheduling import options, schedules, setup
-from core.scheduling.errors import Conflict
+from core.scheduling.errors import Conflict, NotFound
 from plugin_sdk.errors import ValidationFailed
 from tests.scheduling.conftest import ACTOR, DESK, ClinicSetup
 
@@ -89,7 +89,46 @@ def test_a_lost_race_is_a_conflict_naming_the_winner(budapest: ClinicSetup, monk
         pytest.skip("SQLite serialises writers: the check and the insert cannot interleave")
     winner = ap.create(b.praxis, b.clinic_id, b.values(TUE, 10), DESK)
     # the overlap check runs before the winner is visible (as when both transactions run at once)
-    monkeypatch.setattr(ap, "find_conflicts", lambda *a, **k: [])
+    real = ap.Book.lookup
+
+    def blind(self: ap.Book, appt: ap.Draft, **kwargs: bool) -> ap.Known | None:
+        known = real(self, appt, **kwargs)
+        if known is not None:
+            known.conflicts = []
+        return known
+
+    monkeypatch.setattr(ap.Book, "lookup", blind)
     with pytest.raises(Conflict) as caught:
         ap.create(b.praxis, b.clinic_id, b.values(TUE, 10, 15), DESK)
     assert [c["id"] for c in caught.value.details["conflicts"]] == [winner["id"]]
+
+
+def test_a_clinic_changed_without_a_new_generation_is_read_again(budapest: ClinicSetup) -> None:
+    """A booking first computes with the clinic this process saw last; its query shows the clinic's time zone
+    changed (clinic rows raise no set-up generation), so the hours are computed again in the new zone."""
+    b = budapest
+    ap.create(b.praxis, b.clinic_id, b.values(TUE, 9), DESK)  # the process has seen the clinic in Budapest
+    with b.praxis.engine.begin() as connection:
+        connection.execute(text("UPDATE core_clinic SET timezone = 'Asia/Seoul' WHERE id = :c"), {"c": b.clinic_id})
+    seoul_nine = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # 09:00 in Seoul, 01:00 in Budapest
+    values = b.values(TUE, 9)
+    values["start_at"], values["end_at"] = seoul_nine, seoul_nine + timedelta(minutes=30)
+    made = ap.create(b.praxis, b.clinic_id, values, DESK)
+    assert made["start_local"] == "2026-03-03T09:00:00"
+    assert made["room_id"] == b.rooms[0]  # the doctor's room that morning, picked in the clinic's new zone
+
+
+def test_a_stale_set_up_picks_the_room_again(budapest: ClinicSetup) -> None:
+    """The doctor's schedule names another room since the cached set-up: the booking gets the new room."""
+    b = budapest
+    assert ap.create(b.praxis, b.clinic_id, b.values(TUE, 9), DESK)["room_id"] == b.rooms[0]
+    schedules.set_templates(b.praxis.engine, b.clinic_id, b.doctors[0], [
+        {"weekday": d, "start_time": time(9), "end_time": time(17), "room_id": b.rooms[1]} for d in range(5)], ACTOR)
+    assert ap.create(b.praxis, b.clinic_id, b.values(TUE, 10), DESK)["room_id"] == b.rooms[1]
+
+
+def test_an_unknown_clinic_is_not_found(budapest: ClinicSetup) -> None:
+    b = budapest
+    ap.create(b.praxis, b.clinic_id, b.values(TUE, 9), DESK)
+    with pytest.raises(NotFound):
+        ap.create(b.praxis, b.clinic_id + 1000, b.values(TUE, 10), DESK)
