@@ -9,6 +9,7 @@ A prefix match is a range scan on an index: ``key >= 'kov' AND key < 'kow'``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import unicodedata
@@ -16,9 +17,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, column, exists, func, select, table
+from sqlalchemy import ColumnElement, bindparam, cast, column, exists, func, select, table
 from sqlalchemy.sql import Select
-from sqlmodel import col
 
 from core.models.patient import Patient, PatientIdentifier, PatientPhone, PatientSearchKey
 
@@ -121,72 +121,91 @@ def phone_run(text: str) -> str:
     return _NOT_DIGIT.sub("", text or "")
 
 
-# --- query parts -----------------------------------------------------------------------------------
+# --- the search statement ------------------------------------------------------------------------------
+#
+# A search is one statement: the page of matching patients, each with ``total`` (the matches over all pages,
+# a window count) and joined to its phones in order, so a patient with n phones comes as n rows. Statements
+# are built once per database dialect and set of criteria ("shape") with named bound parameters, so a call
+# only binds values: SQLAlchemy finds the compiled form in its cache.
 
-
-def name_filter(clinic_id: int, query: str) -> ColumnElement[bool]:
-    low, high = prefix_range(query)
-    keys = select(PatientSearchKey.patient_id).where(
-        PatientSearchKey.clinic_id == clinic_id, PatientSearchKey.key >= low, PatientSearchKey.key < high
-    )
-    return Patient.id.in_(keys)  # type: ignore[attr-defined]
-
-
-PHONE_FTS = table("core_patient_phone_fts", column("rowid"), column("digits"))
-
-
-def phone_filter(dialect: str, clinic_id: int, digits: str) -> ColumnElement[bool]:
-    """Patients with a phone containing the run ``digits`` (at least 3 of them, so an index serves it:
-    the trigram index on PostgreSQL, the FTS5 trigram table on SQLite)."""
-    pattern = f"%{digits}%"
-    phones = select(PatientPhone.patient_id).where(PatientPhone.clinic_id == clinic_id)
-    if dialect == "sqlite":
-        hits = select(PHONE_FTS.c.rowid).where(PHONE_FTS.c.digits.like(pattern))
-        phones = phones.where(col(PatientPhone.search_rowid).in_(hits))
-    else:
-        phones = phones.where(col(PatientPhone.digits).like(pattern))
-    return Patient.id.in_(phones)  # type: ignore[attr-defined]
-
-
-def identifier_filter(clinic_id: int, type_code: str, blind_index: str) -> ColumnElement[bool]:
-    rows = select(PatientIdentifier.patient_id).where(
-        PatientIdentifier.clinic_id == clinic_id,
-        PatientIdentifier.type_code == type_code,
-        PatientIdentifier.blind_index == blind_index,
-    )
-    return Patient.id.in_(rows)  # type: ignore[attr-defined]
-
-
-def tag_filter(dialect: str, tag: str) -> ColumnElement[bool]:
-    """Patients whose JSON ``tags`` list holds ``tag`` exactly."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
-        from sqlalchemy.sql.expression import cast
-
-        return cast(Patient.tags, JSONB).contains([tag])  # type: ignore[arg-type]
-    each = func.json_each(Patient.tags).table_valued("value")
-    return exists(select(1).select_from(each).where(each.c.value == tag))
-
+FILTERS = ("status", "name", "phone", "chart", "identifier", "tag", "vip")
+"""The criteria a shape may hold, in this order. Their parameters: ``status``; ``low`` and ``high`` (the
+name prefix's range); ``like`` (``%digits%``); ``chart``; ``type_code`` and ``blind_index``; ``tag``
+(on PostgreSQL a one-element list); ``vip``. Every statement also takes ``clinic_id``."""
 
 SUMMARY_COLUMNS = ("id", "chart_number", "family_name", "given_name", "family_name_latin", "given_name_latin",
                    "birth_date", "sex", "vip", "tags", "status", "deleted_at", "delete_reason", "version")
+PHONE_FTS = table("core_patient_phone_fts", column("rowid"), column("digits"))
 
 
-def base_query(clinic_id: int, status: str | None) -> Select[Any]:
-    """The columns a result row shows, plus ``total``: the number of matches over all pages."""
-    columns = [getattr(Patient, name) for name in SUMMARY_COLUMNS]
-    stmt = select(*columns, func.count().over().label("total")).where(Patient.clinic_id == clinic_id)
-    if status is not None:
-        stmt = stmt.where(Patient.status == status)
-    return stmt
+def _filter(name: str, dialect: str) -> ColumnElement[bool]:
+    patients = Patient.__table__  # type: ignore[attr-defined]
+    clinic = bindparam("clinic_id")
+    if name == "status":
+        return patients.c.status == bindparam("status")
+    if name == "name":
+        keys = PatientSearchKey.__table__  # type: ignore[attr-defined]
+        return patients.c.id.in_(select(keys.c.patient_id).where(
+            keys.c.clinic_id == clinic, keys.c.key >= bindparam("low"), keys.c.key < bindparam("high")))
+    if name == "phone":
+        # at least 3 digits, so an index serves the substring: the trigram index on PostgreSQL, the FTS5
+        # trigram table on SQLite
+        phones = PatientPhone.__table__  # type: ignore[attr-defined]
+        like = bindparam("like")
+        found = select(phones.c.patient_id).where(phones.c.clinic_id == clinic)
+        if dialect == "sqlite":
+            hits = select(PHONE_FTS.c.rowid).where(PHONE_FTS.c.digits.like(like))
+            found = found.where(phones.c.search_rowid.in_(hits))
+        else:
+            found = found.where(phones.c.digits.like(like))
+        return patients.c.id.in_(found)
+    if name == "chart":
+        return patients.c.chart_number == bindparam("chart")
+    if name == "identifier":
+        identifiers = PatientIdentifier.__table__  # type: ignore[attr-defined]
+        return patients.c.id.in_(select(identifiers.c.patient_id).where(
+            identifiers.c.clinic_id == clinic, identifiers.c.type_code == bindparam("type_code"),
+            identifiers.c.blind_index == bindparam("blind_index")))
+    if name == "tag":  # the JSON ``tags`` list holds the tag exactly
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return cast(patients.c.tags, JSONB).contains(bindparam("tag", type_=JSONB))
+        each = func.json_each(patients.c.tags).table_valued("value")
+        return exists(select(1).select_from(each).where(each.c.value == bindparam("tag")))
+    if name == "vip":
+        return patients.c.vip == bindparam("vip")
+    raise ValueError(f"unknown search criterion {name!r}")
 
 
-def count_of(stmt: Select[Any]) -> Select[Any]:
-    return select(func.count()).select_from(stmt.order_by(None).limit(None).offset(None).subquery())
+def _where(dialect: str, shape: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    patients = Patient.__table__  # type: ignore[attr-defined]
+    return [patients.c.clinic_id == bindparam("clinic_id"), *(_filter(name, dialect) for name in shape)]
+
+
+@functools.lru_cache(maxsize=512)
+def page_statement(dialect: str, shape: tuple[str, ...]) -> Select[Any]:
+    """The page (``limit``, ``offset``) sorted by name, then chart number, of the patients matching ``shape``:
+    the ``SUMMARY_COLUMNS``, ``total``, then ``e164``, one row per phone in order (NULL when none)."""
+    patients = Patient.__table__  # type: ignore[attr-defined]
+    phones = PatientPhone.__table__  # type: ignore[attr-defined]
+    page = (select(*(patients.c[name] for name in SUMMARY_COLUMNS), func.count().over().label("total"))
+            .where(*_where(dialect, shape))
+            .order_by(patients.c.family_name, patients.c.given_name, patients.c.chart_number)
+            .limit(bindparam("limit")).offset(bindparam("offset"))
+            .subquery("page"))
+    return (select(*(page.c[name] for name in SUMMARY_COLUMNS), page.c.total, phones.c.e164)
+            .select_from(page.outerjoin(phones, phones.c.patient_id == page.c.id))
+            .order_by(page.c.family_name, page.c.given_name, page.c.chart_number, phones.c.position))
+
+
+@functools.lru_cache(maxsize=512)
+def count_statement(dialect: str, shape: tuple[str, ...]) -> Select[Any]:
+    """How many patients match: asked only for a page past the last (the page statement counts otherwise)."""
+    return select(func.count()).select_from(Patient.__table__).where(*_where(dialect, shape))  # type: ignore[attr-defined]
 
 
 def phones_of(ids: list[uuid.UUID]) -> Select[Any]:
     return (select(PatientPhone.patient_id, PatientPhone.e164)
             .where(PatientPhone.patient_id.in_(ids))  # type: ignore[attr-defined]
             .order_by(PatientPhone.patient_id, PatientPhone.position))
-

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from core.audit import Actor
 from core.auth.access import log_access
 from core.clock import now
-from core.db import reader, transaction
+from core.db import transaction
 from core.models.audit import AuditEntry
 from core.models.clinic import Clinic
 from core.models.patient import Patient, PatientIdentifier, PatientPhone, PatientStatus
@@ -34,7 +34,6 @@ from core.patients.schemas import (
     PatientCreate,
     PatientOut,
     PatientPage,
-    PatientSummary,
     PatientUpdate,
 )
 from plugin_sdk.contributions import IdentifierType
@@ -43,6 +42,9 @@ MAX_LIMIT = 200
 NOT_NULL = {"chart_number", "family_name", "given_name", "sex", "address", "preferred_channel", "vip", "notes",
             "tags", "phones", "emails", "guardians", "alerts", "consents", "identifiers"}
 EARLIEST_BIRTH = date(1880, 1, 1)
+_STATUSES = frozenset(s.value for s in PatientStatus)
+_READ_OPTIONS: dict[str, dict[str, Any]] = {"sqlite": {"praxis_read_only": True},
+                                            "postgresql": {"isolation_level": "AUTOCOMMIT"}}
 
 
 class PatientService:
@@ -428,26 +430,36 @@ class PatientService:
         limit: int = 50,
         offset: int = 0,
     ) -> PatientPage:
-        """Find patients; all given criteria must match. Sorted by name, then chart number."""
+        """Find patients; all given criteria must match. Sorted by name, then chart number.
+
+        One statement (``search.page_statement``: page, total and the page's phones), built once per set of
+        criteria, on a connection of its own; nothing is written (no access log: a search shows no card).
+        """
         errors = FieldErrors()
         if not 1 <= limit <= MAX_LIMIT:
             errors.add("limit", f"must be between 1 and {MAX_LIMIT}", "range")
         if offset < 0:
             errors.add("offset", "must not be negative", "range")
-        if status is not None and status not in {s.value for s in PatientStatus}:
-            errors.add("status", "must be active, trashed or merged", "choice")
-        stmt = search.base_query(clinic_id, status)
+        shape: list[str] = []
+        params: dict[str, Any] = {"clinic_id": clinic_id, "limit": limit, "offset": offset}
+        if status is not None:
+            if status not in _STATUSES:
+                errors.add("status", "must be active, trashed or merged", "choice")
+            shape.append("status")
+            params["status"] = status
         query = search.normalise(q)
         if query:
-            stmt = stmt.where(search.name_filter(clinic_id, query))
+            shape.append("name")
+            params["low"], params["high"] = search.prefix_range(query)
         if phone is not None and phone.strip():
             digits = search.phone_run(phone)
             if len(digits) < search.MIN_PHONE_DIGITS:
                 errors.add("phone", f"give at least {search.MIN_PHONE_DIGITS} digits", "too_short")
-            else:
-                stmt = stmt.where(search.phone_filter(self.engine.dialect.name, clinic_id, digits))
+            shape.append("phone")
+            params["like"] = f"%{digits}%"
         if chart_number is not None and chart_number.strip():
-            stmt = stmt.where(Patient.chart_number == chart_number.strip())
+            shape.append("chart")
+            params["chart"] = chart_number.strip()
         if identifier_type or identifier:
             types = self.identifier_types(clinic_id)
             kind = types.get(identifier_type or "")
@@ -462,27 +474,40 @@ class PatientService:
                 except ValueError as exc:
                     errors.add("identifier", str(exc))
                 else:
-                    stmt = stmt.where(search.identifier_filter(
-                        clinic_id, kind.code, ids.search_index(self.keyring, kind.code, value)))
+                    shape.append("identifier")
+                    params["type_code"] = kind.code
+                    params["blind_index"] = ids.search_index(self.keyring, kind.code, value)
         if tag is not None and tag.strip():
-            stmt = stmt.where(search.tag_filter(self.engine.dialect.name, " ".join(tag.split())))
+            shape.append("tag")
+            tag = " ".join(tag.split())
+            params["tag"] = [tag] if self.engine.dialect.name == "postgresql" else tag
         if vip is not None:
-            stmt = stmt.where(Patient.vip == vip)
+            shape.append("vip")
+            params["vip"] = vip
         errors.raise_if_any()
-        page = stmt.order_by(Patient.family_name, Patient.given_name, Patient.chart_number).limit(limit).offset(offset)
-        # a read: on SQLite a plain BEGIN, not the write lock that core.db takes for write transactions
-        with reader(self.engine).connect() as connection:
-            rows = connection.execute(page).all()
+        dialect = self.engine.dialect.name
+        with self.engine.connect() as connection:
+            # A read: on SQLite a plain BEGIN, not the write lock. On PostgreSQL one statement reads a consistent
+            # snapshot by itself: autocommit saves the BEGIN and ROLLBACK round trips.
+            connection.execution_options(**_READ_OPTIONS.get(dialect, _READ_OPTIONS["sqlite"]))
+            rows = connection.execute(search.page_statement(dialect, tuple(shape)), params).all()
             if rows:
-                total = rows[0].total
+                total = rows[0][-2]
+            elif offset:
+                total = connection.execute(search.count_statement(dialect, tuple(shape)), params).scalar_one()
             else:
-                total = connection.execute(search.count_of(stmt)).scalar_one() if offset else 0
-            phones: dict[uuid.UUID, list[str]] = {}
-            if rows:
-                for patient_id, e164 in connection.execute(search.phones_of([r.id for r in rows])):
-                    phones.setdefault(patient_id, []).append(e164)
-        items = [PatientSummary.model_validate({**r._mapping, "phones": phones.get(r.id, [])}) for r in rows]
-        return PatientPage(items=items, total=int(total), limit=limit, offset=offset)
+                total = 0
+        items: list[dict[str, Any]] = []
+        current: dict[str, Any] = {}
+        width = len(search.SUMMARY_COLUMNS)
+        for row in rows:  # a patient's rows are together (sorted by name, then its unique chart number)
+            if not items or current["id"] != row[0]:
+                current = dict(zip(search.SUMMARY_COLUMNS, row[:width], strict=True))
+                current["phones"] = []
+                items.append(current)
+            if row[-1] is not None:
+                current["phones"].append(row[-1])
+        return PatientPage.model_validate({"items": items, "total": total, "limit": limit, "offset": offset})
 
     def history(self, clinic_id: int, patient_id: uuid.UUID, *, limit: int = 100,
                 offset: int = 0) -> list[HistoryEntry]:
