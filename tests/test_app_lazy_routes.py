@@ -55,6 +55,8 @@ def test_openapi_lists_every_route_and_groups_cover_their_routes(make_praxis):
                  "{plugin}/{clinic_id}", f"/api/clinics/{{clinic_id}}/x/{PERM_PLUGIN.name}/secret"):
         assert any(p.startswith(path) for p in paths), path
     check_coverage(app)
+    first = app.openapi_schema
+    assert first is not None and app.openapi() is first  # not built again because building changed the routes
 
 
 def test_the_ui_state_is_there_before_any_page_was_asked_for(make_praxis):

@@ -214,6 +214,10 @@ class PraxisApp(FastAPI):
         build_all(self)
         return self.router.routes
 
+    def openapi(self) -> dict[str, Any]:
+        build_all(self)  # first: FastAPI keys its cached document on the routes' version
+        return super().openapi()
+
 
 def add_group(app: PraxisApp, name: str, paths: Iterable[str], build: Build,
               provides: Iterable[str] = ()) -> LazyRouter:
