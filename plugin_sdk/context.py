@@ -6,6 +6,7 @@ The core implements these protocols; plugins only use them, so their code never 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,6 +64,28 @@ class RecordView:
     version: int
     signed: bool
     signed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """A message to a patient as a placeholder resolver sees it (read-only). ``kind`` is the rule's kind
+    (``days_before``, ``event``, ...) or ``manual``; ``event`` and ``data`` are set for messages of event
+    rules; ``appointment_start`` is aware UTC (``None`` without an appointment). ``sample`` is true when an
+    admin previews a template with sample data, where no patient stands behind the message."""
+
+    clinic_id: int
+    language: str
+    channel: str
+    kind: str
+    recipient_kind: str
+    recipient_name: str
+    patient_id: str | None = None
+    appointment_id: int | None = None
+    appointment_start: datetime | None = None
+    doctor_name: str | None = None
+    event: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    sample: bool = False
 
 
 @dataclass(frozen=True)

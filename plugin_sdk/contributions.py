@@ -8,7 +8,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from plugin_sdk.context import PluginContext
+    from plugin_sdk.context import MessageView, PluginContext
+
+PLACEHOLDER_TYPES = ("text", "date", "time", "url", "number")
 
 
 @dataclass(frozen=True)
@@ -77,3 +79,30 @@ class ConnectionCheck:
     ok: bool
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """A ``{name}`` that message templates may use in clinics where the plugin is enabled.
+
+    ``resolve(ctx, message)`` returns the text for one message (``message`` is a read-only
+    ``plugin_sdk.context.MessageView``); it is called when the message is written, i.e. when it goes out, and
+    when staff preview a template with a real patient, so it must not change anything. Return ``None`` when
+    there is no value for this message: the message then fails with that reason instead of going out with a
+    blank. Raise ``RetryableError`` if the value is only unavailable for now. ``description`` is a msgid of
+    the plugin's catalog; ``sample`` is shown in previews with sample data; ``needs_appointment`` keeps the
+    placeholder out of templates of messages without an appointment (birthdays, manual sendings).
+    """
+
+    name: str
+    description: str
+    resolve: Callable[[PluginContext, MessageView], str | None]
+    type: str = "text"
+    needs_appointment: bool = False
+    sample: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier() or not self.name.isascii():
+            raise ValueError(f"placeholder {self.name!r}: the name must be an ASCII identifier, e.g. 'portal_code'")
+        if self.type not in PLACEHOLDER_TYPES:
+            raise ValueError(f"placeholder {self.name!r}: type must be one of {', '.join(PLACEHOLDER_TYPES)}")

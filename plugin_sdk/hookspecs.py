@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from plugin_sdk.context import PluginContext
-    from plugin_sdk.contributions import ConnectionCheck, IdentifierType, MenuItem, Panel, PeriodicJob
+    from plugin_sdk.contributions import (
+        ConnectionCheck,
+        IdentifierType,
+        MenuItem,
+        Panel,
+        PeriodicJob,
+        Placeholder,
+    )
     from plugin_sdk.errors import FieldError
     from plugin_sdk.events import DomainEvent
     from plugin_sdk.manifest import PermissionSpec
@@ -126,6 +133,14 @@ def praxis_translations_dir() -> Path | None:
 def praxis_name_search_keys(text: str) -> list[str]:
     """Called when a patient's name is saved. Return extra search keys for the name, such as pinyin
     or Korean initial consonants; the patient is then found by a prefix of any of them."""
+
+
+@hookspec
+def praxis_placeholders() -> list[Placeholder]:
+    """Called once per process, when messaging first needs the placeholders. Return the ``Placeholder``s the
+    plugin adds to message templates; they are usable only in clinics where the plugin is enabled. A name
+    already taken (by the core or a plugin earlier in install order) is refused, with an error in the log
+    naming your plugin. ``resolve`` is called when a message is written, outside any transaction."""
 
 
 # --- Validation (veto) -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -36,9 +37,10 @@ from sqlmodel import Session, col, select
 
 from core.audit import Actor
 from core.clock import now
-from core.db import transaction
-from core.messaging import planner
+from core.db import reader, transaction
+from core.messaging import placeholders, planner, render
 from core.messaging.recipients import check_email, check_phone
+from core.messaging.templates import RenderError
 from core.models.clinic import Clinic
 from core.models.messaging import (
     InboundReply,
@@ -203,6 +205,7 @@ def send_message(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str,
         if channel and item.clinic_id is not None else None
     claimed = False
     at = now()
+    written = _write_text(praxis, message_id, item.id, at)  # outside the transaction: plugins may be asked
     with transaction(praxis.engine) as session:
         message = session.exec(select(Message).where(Message.id == message_id).with_for_update()).first()
         if message is None:
@@ -217,10 +220,21 @@ def send_message(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str,
             outcome = _before_first_send(session, message, clinic.country, ZoneInfo(clinic.timezone), at, item.id)
             if outcome is not None:
                 return outcome
+            text: dict[str, Any] = {}
+            if render.needs_text(message):
+                outcome = _text_problem(session, message, item.id, written)
+                if outcome is not None:
+                    return outcome
+                assert isinstance(written, render.Text)
+                text = written.values()
             if early is not None and early.provider is not None and early.provider.channel == message.channel \
                     and message.attempts < MAX_SEND_ATTEMPTS:
                 claimed = _set(session, message.id, (MessageStatus.queued,), item.id, status=MessageStatus.sending,
-                               provider_plugin=early.plugin, attempts=message.attempts + 1)
+                               provider_plugin=early.plugin, attempts=message.attempts + 1, **text)
+            elif text and not _set(session, message.id, (MessageStatus.queued,), item.id, **text):
+                return {"skipped": "message changed meanwhile"}
+            for name, value in text.items():
+                setattr(message, name, value)
         session.expunge(message)
     uncertain = message.status == MessageStatus.sending
     choice = early if claimed and early is not None else choose_provider(
@@ -275,6 +289,39 @@ def send_message(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str,
         return {"uncertain": str(exc)}
     runtime.health.record_success(message.clinic_id, plugin)
     return _record(praxis, message, result, plugin)
+
+
+def _write_text(praxis: Praxis, message_id: uuid.UUID, item_id: uuid.UUID,
+                at: datetime) -> render.Text | RenderError | None:
+    """The text of a message about to go out that has none yet (None if it has one or is not going out now)."""
+    with Session(reader(praxis.engine)) as session:
+        message = session.get(Message, message_id)
+        if message is None or message.outbox_item_id != item_id or message.status != MessageStatus.queued \
+                or not render.needs_text(message) or message.planned_for > at + timedelta(seconds=1):
+            return None
+        sources = render.load(session, [message])
+    return render.write(praxis.runtime, sources)[message_id]
+
+
+def _text_problem(session: Session, message: Message, item_id: uuid.UUID,
+                  written: render.Text | RenderError | None) -> dict[str, Any] | None:
+    """What becomes of a message whose text could not be written (None if it was)."""
+    if isinstance(written, render.Text):
+        return None
+    if written is None:  # changed between the read and the lock: write it in a moment
+        _set(session, message.id, (MessageStatus.queued,), item_id, outbox_item_id=planner.requeue(session, message,
+                                                                                                   now()))
+        return {"rescheduled": "the message changed while its text was written"}
+    wait = placeholders.retry_delay(written, message.attempts + 1)
+    if wait is None or message.attempts >= MAX_SEND_ATTEMPTS:
+        _set(session, message.id, (MessageStatus.queued,), item_id,
+             **_finish_values(MessageStatus.failed, written.code, written.reason))
+        return {"failed": written.reason, "code": written.code}
+    attempts = message.attempts + (0 if written.retry_at is not None else 1)  # a paused plugin is not a try
+    _set(session, message.id, (MessageStatus.queued,), item_id, attempts=attempts, error_code=written.code,
+         **_requeue_values(session, message, now() + wait, f"{written.reason}; trying again in "
+                           f"{int(wait.total_seconds())} s"))
+    return {"retry": written.reason}
 
 
 def _before_first_send(session: Session, message: Message, country: str, tz: ZoneInfo, at: datetime,
@@ -475,9 +522,13 @@ def run_poll(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str, Any
 
 
 def run_event(praxis: Praxis, item: OutboxMessage, plugin: str) -> dict[str, Any]:
-    """``ctx.enqueue("core.messaging.event", {"event": "lab.result_ready", "patient_id": "...", ...})`` from a
-    plugin: plan the rules listening to that event. A plugin may report ``lab.result_ready`` and its own
-    ``<plugin>.<event>`` events only."""
+    """Plan the rules listening to an event a plugin reported (``ctx.enqueue("core.messaging.event",
+    {"event": "lab.result_ready", "patient_id": "...", ...})``). A plugin may report ``lab.result_ready`` and its
+    own ``<plugin>.<event>`` events only.
+
+    The messages are planned in a read, written (plugins' placeholders resolved, with the event's data)
+    outside any transaction, then inserted in one transaction; their dedupe keys make a second run a no-op.
+    A placeholder that cannot be filled for now makes the whole event wait (``RetryableError``)."""
     payload = item.payload
     name = str(payload.get("event") or "")
     if item.clinic_id is None:
@@ -485,16 +536,39 @@ def run_event(praxis: Praxis, item: OutboxMessage, plugin: str) -> dict[str, Any
     if name != LAB_RESULT_READY and not (plugin != core_handlers.CORE_PLUGIN and name.startswith(plugin + ".")):
         raise PermanentError(f"plugin {plugin} may report {LAB_RESULT_READY!r} or its own '{plugin}.<event>' events, "
                              f"not {name!r}", code="invalid_event")
+    patient_id: uuid.UUID | None = None
     try:
-        patient_id = uuid.UUID(str(payload["patient_id"]))
-    except (KeyError, ValueError) as exc:
-        raise PermanentError("the event needs a 'patient_id' (UUID)", code="invalid_event") from exc
-    appointment_id = payload.get("appointment_id")
+        if payload.get("patient_id") is not None:
+            patient_id = uuid.UUID(str(payload["patient_id"]))
+        appointment_id = int(payload["appointment_id"]) if payload.get("appointment_id") is not None else None
+    except (TypeError, ValueError) as exc:
+        raise PermanentError("'patient_id' must be a UUID and 'appointment_id' a number", code="invalid_event") from exc
+    if patient_id is None and appointment_id is None:
+        raise PermanentError("the event needs a 'patient_id' (UUID) or an 'appointment_id'", code="invalid_event")
+    data = dict(payload.get("data") or {})
+    with Session(reader(praxis.engine)) as session:
+        try:
+            rows = planner.event_rows(session, item.clinic_id, name, patient_id=patient_id,
+                                      event_id=str(payload.get("event_id") or item.id), occurred_at=item.created_at,
+                                      data=data, appointment_id=appointment_id)
+        except ValueError as exc:
+            raise PermanentError(str(exc), code="invalid_event") from exc
+        drafts = [SimpleNamespace(**row) for row in rows if row["status"] == MessageStatus.queued]
+        sources = render.load(session, drafts, events={d.id: (name, data) for d in drafts})
+    texts = render.write(praxis.runtime, sources)
+    at = now()
+    for row in rows:
+        written = texts.get(row["id"])
+        if isinstance(written, RenderError):
+            wait = placeholders.retry_delay(written, item.attempt)
+            if wait is not None:
+                raise RetryableError(written.reason, retry_after=wait.total_seconds(), code=written.code)
+            row.update(status=MessageStatus.failed, error_code=written.code, reason=written.reason[:1000],
+                       finished_at=at)
+        elif written is not None:
+            row.update(written.values())
     with transaction(praxis.engine) as session:
-        made = planner.plan_event(session, item.clinic_id, name, patient_id=patient_id,
-                                  event_id=str(payload.get("event_id") or item.id), occurred_at=item.created_at,
-                                  data=dict(payload.get("data") or {}),
-                                  appointment_id=int(appointment_id) if appointment_id is not None else None)
+        made = len(planner.insert_new(session, rows))
     return {"event": name, "messages": made}
 
 

@@ -8,8 +8,13 @@ Everything here runs inside the caller's transaction:
   ones re-timed (their outbox item's ``available_at`` follows), unwanted ones cancelled. Messages already
   handed to a vendor are never touched.
 * ``plan_daily`` plans the date-based rules (birthdays, recalls, N days after services) for one clinic day.
-* ``plan_event`` plans the rules listening to a domain event (``lab.result_ready``, a plugin's own event).
+* ``event_rows`` plans the rules listening to an event (``lab.result_ready``, a plugin's own event); the
+  caller writes their texts (``core.messaging.render``) and inserts them.
 * ``plan_manual`` queues a manual sending to a list of patients.
+
+Planned messages carry no text yet (but those of events): it is written when they go out
+(``core.messaging.render``). Planning picks the template's language, so a missing template still fails the
+message at planning, with the reason.
 
 A message's ``dedupe_key`` is ``<rule or batch>:<appointment or occurrence>:<recipient>`` and unique, and
 inserts use ``ON CONFLICT DO NOTHING``: planning twice (a job run twice, a worker restarted) never makes a
@@ -33,7 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from core.clock import now
-from core.messaging import segments
+from core.messaging import render
 from core.messaging import templates as tpl
 from core.messaging.recipients import Contact, Recipient, choose
 from core.models.appointment import Appointment
@@ -170,25 +175,8 @@ class ClinicPlan:
         return "working" if self._day_open[day] else "holiday"
 
     def template(self, code: str, language: str, channel: str) -> MessageTemplate | None:
-        """The template of ``code`` for the language (exact, then base language, then the clinic's) and the
-        channel (its own text first, then one for any channel)."""
-        rows = [t for t in self.templates.get(code) or [] if t.channel in (channel, "any")]
-        if not rows:
-            return None
-        wanted = _norm(language)
-        base, fallback = wanted.split("-")[0], _norm(self.clinic.locale).split("-")[0]
-
-        def rank(t: MessageTemplate) -> tuple[int, int, int]:
-            lang = _norm(t.language)
-            closeness = 0 if lang == wanted else 1 if lang.split("-")[0] == base else \
-                2 if lang.split("-")[0] == fallback else 3
-            return closeness, 0 if t.channel == channel else 1, t.id or 0
-
-        return min(rows, key=rank)
-
-
-def _norm(language: str | None) -> str:
-    return (language or "").replace("_", "-").lower()
+        """The template of ``code`` for the language and channel (``render.pick_template``)."""
+        return render.pick_template(self.templates.get(code) or [], language, channel, self.clinic.locale)
 
 
 def settings_of(session: Session, clinic_id: int) -> MessagingSettings:
@@ -297,24 +285,6 @@ def _language(plan: ClinicPlan, people: People, want: Want) -> str:
     return (patient.preferred_language if patient and patient.preferred_language else plan.clinic.locale) or "en"
 
 
-def render_context(plan: ClinicPlan, people: People, want: Want, recipient_name: str, language: str
-                   ) -> tpl.RenderContext:
-    patient = people.patients.get(want.patient_id) if want.patient_id else None
-    appt = want.appointment
-    given, family = (patient.given_name, patient.family_name) if patient else ("", "")
-    if patient is None and appt is not None and appt.new_patient_name:
-        given, family = appt.new_patient_name, ""
-    link = want.link or (want.rule.params.get("link") if want.rule else None) or plan.settings.link
-    return tpl.RenderContext(
-        language=language, timezone=plan.clinic.timezone, clinic_name=plan.clinic.name,
-        clinic_address=plan.clinic.address, clinic_phone=plan.clinic.phone, patient_given_name=given,
-        patient_family_name=family, recipient_name=recipient_name,
-        appointment_start=appt.start_at if appt is not None else None,
-        doctor_name=people.doctors.get(appt.doctor_id) if appt is not None else None,
-        link=link or "", data=want.data,
-    )
-
-
 def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[dict[str, Any]]:
     """The message rows (as column dicts) the wants stand for, one per recipient."""
     rows = []
@@ -349,9 +319,7 @@ def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[
                        r.problem, at)
                 rows.append(row)
                 continue
-            if want.body is not None:
-                subject, body = want.subject or "", want.body
-            else:
+            if want.body is None:
                 template = plan.template(want.template_code or "", language, r.channel)
                 if template is None:
                     _close(row, MessageStatus.failed, "template_missing",
@@ -359,11 +327,6 @@ def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[
                     rows.append(row)
                     continue
                 row["language"] = template.language
-                subject, body = template.subject, template.body
-            context = render_context(plan, people, want, r.name, row["language"])
-            row["body"] = tpl.render(body, context)
-            row["subject"] = tpl.render(subject, context)[:200] if subject else ""
-            _measure(row)
             planned = out_of_quiet_hours(max(want.planned_for, at), plan.quiet, plan.tz)
             row["planned_for"] = planned
             if want.expires_at is not None and planned >= want.expires_at:
@@ -372,14 +335,6 @@ def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[
                 _close(row, MessageStatus.cancelled, "too_late", reason, at)
             rows.append(row)
     return rows
-
-
-def _measure(row: dict[str, Any]) -> None:
-    if row["channel"] == "sms":
-        counted = segments.count(row["body"])
-        row["length"], row["segments"], row["encoding"] = counted.length, counted.segments, counted.encoding
-    else:
-        row["length"], row["segments"], row["encoding"] = len(row["body"]), 0, ""
 
 
 def _close(row: dict[str, Any], status: str, code: str | None, reason: str, at: datetime) -> None:
@@ -609,12 +564,14 @@ def _rewrite(session: Session, old: Message, row: dict[str, Any]) -> bool:
     """Update a stored message that was not handed to a vendor yet to what is wanted now."""
     if not _rewritable(old):
         return False
-    fields = ("address", "channel", "language", "subject", "body", "length", "segments", "encoding",
-              "planned_for", "expires_at", "recipient_name", "set_communication_status")
+    fields = ("address", "channel", "language", "planned_for", "expires_at", "recipient_name",
+              "set_communication_status")
     changed = {f: row[f] for f in fields if getattr(old, f) != row[f]}
     new_status = row["status"]
     if not changed and old.status == new_status and old.error_code == row["error_code"]:
         return False
+    if old.body and render.written_at_send(old.kind):  # written for a send that failed: write it again
+        changed.update(subject="", body="", length=0, segments=0, encoding="")
     values: dict[str, Any] = {**changed, "updated_at": now()}
     if new_status != MessageStatus.queued:
         values.update(status=new_status, error_code=row["error_code"], reason=row["reason"],
@@ -753,25 +710,37 @@ def plan_daily(session: Session, clinic_id: int, day: date, rule_ids: Iterable[i
 # --- events and manual sendings ------------------------------------------------------------------------
 
 
-def plan_event(session: Session, clinic_id: int, name: str, *, patient_id: uuid.UUID, event_id: str,
+def event_rows(session: Session, clinic_id: int, name: str, *, patient_id: uuid.UUID | None, event_id: str,
                occurred_at: datetime | None = None, data: dict[str, Any] | None = None,
-               appointment_id: int | None = None) -> int:
-    """Plan the messages of the rules listening to event ``name`` for one patient. Returns messages made."""
+               appointment_id: int | None = None) -> list[dict[str, Any]]:
+    """The messages (rows without text) of the rules listening to event ``name`` for one patient or appointment
+    of the clinic; the caller writes their texts and inserts them (``insert_new``). Raises ValueError for a
+    patient or appointment of another clinic."""
     plan = ClinicPlan.load(session, clinic_id, kinds=[RuleKind.event])
     if plan is None:
-        return 0
+        return []
     rules = [r for r in plan.rules if (r.params or {}).get("event") == name]
     if not rules:
-        return 0
+        return []
     appt = session.get(Appointment, appointment_id) if appointment_id is not None else None
+    if appointment_id is not None and (appt is None or appt.clinic_id != clinic_id):
+        raise ValueError(f"appointment {appointment_id} is not an appointment of this clinic")
+    if patient_id is None and appt is not None:
+        patient_id = appt.patient_id
+    if patient_id is not None:
+        owner = session.exec(select(Patient.clinic_id).where(Patient.id == patient_id)).first()
+        if owner != clinic_id:
+            raise ValueError(f"patient {patient_id} is not a patient of this clinic")
+    elif appt is None:
+        raise ValueError("the event names neither a patient nor an appointment")
     at = occurred_at or plan.now
     wants = [Want(prefix=f"r{r.id}", occurrence=f"e{event_id}"[:80], kind=r.kind, rule=r, patient_id=patient_id,
-                  appointment=appt if appt is not None and appt.clinic_id == clinic_id else None,
+                  appointment=appt,
                   planned_for=at + timedelta(minutes=int((r.params or {}).get("delay_minutes", 0))),
                   channel=r.channel, template_code=r.template_code, data=dict(data or {}))
              for r in rules]
-    people = People.load(session, [patient_id], [appt.doctor_id] if appt is not None else [])
-    return len(insert_new(session, build_rows(plan, people, wants)))
+    people = People.load(session, [patient_id] if patient_id else [], [appt.doctor_id] if appt is not None else [])
+    return build_rows(plan, people, wants)
 
 
 def plan_manual(session: Session, plan: ClinicPlan, batch_id: uuid.UUID, patient_ids: Sequence[uuid.UUID], *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from core import audit
 from core.auth.errors import ApiError, conflict, not_found
 from core.clock import now
 from core.db import transaction
-from core.messaging import delivery, planner, segments
+from core.messaging import delivery, placeholders, planner, render, segments
 from core.messaging import templates as tpl
 from core.messaging.recipients import Contact, channel_order, pick
 from core.messaging.schemas import (
@@ -86,7 +87,29 @@ def template_out(t: MessageTemplate) -> dict[str, Any]:
             "placeholders": tpl.names_in(t.body), "sms": counted.as_dict()}
 
 
-def message_out(m: Message) -> dict[str, Any]:
+def message_out(m: Message, preview: render.Text | tpl.RenderError | None = None) -> dict[str, Any]:
+    """A message as the API shows it. A message not written yet (``text_final`` false) shows ``preview``: its
+    text as it would be written now, with plugins' placeholders left as ``{name}``; ``text_problem`` says why
+    it could not be written, if so."""
+    out = _message_fields(m)
+    out["text_final"] = not (m.status == MessageStatus.queued and render.needs_text(m))
+    out["text_problem"] = None
+    if isinstance(preview, render.Text):
+        out.update(preview.values())
+    elif isinstance(preview, tpl.RenderError):
+        out["text_problem"] = preview.reason
+    return out
+
+
+def _previews(praxis: Praxis, session: Session, rows: list[Message]
+              ) -> dict[uuid.UUID, render.Text | tpl.RenderError]:
+    pending = [m for m in rows if m.status == MessageStatus.queued and render.needs_text(m)]
+    if not pending:
+        return {}
+    return render.write(praxis.runtime, render.load(session, pending), plugins=False)
+
+
+def _message_fields(m: Message) -> dict[str, Any]:
     return {"id": str(m.id), "clinic_id": m.clinic_id, "patient_id": str(m.patient_id) if m.patient_id else None,
             "appointment_id": m.appointment_id, "rule_id": m.rule_id,
             "batch_id": str(m.batch_id) if m.batch_id else None, "kind": m.kind,
@@ -109,8 +132,11 @@ def reply_out(r: InboundReply) -> dict[str, Any]:
 # --- rules -----------------------------------------------------------------------------------------
 
 
-def _needs_for(kind: str) -> set[str]:
-    return {tpl.ANY, tpl.APPOINTMENT} if kind in APPOINTMENT_KINDS else {tpl.ANY}
+def _needs_for(praxis: Praxis, kind: str, params: dict[str, Any] | None = None) -> set[str]:
+    """What the messages of a rule can fill: appointment placeholders only where there is an appointment."""
+    if kind in APPOINTMENT_KINDS:
+        return {tpl.ANY, tpl.APPOINTMENT}
+    return {tpl.ANY}
 
 
 def _check_rule(session: Session, praxis: Praxis, clinic_id: int, rule: MessageRule) -> None:
@@ -143,9 +169,11 @@ def _check_rule(session: Session, praxis: Praxis, clinic_id: int, rule: MessageR
     if not rows:
         errors.append(FieldError("template_code", f"no template {rule.template_code!r}; create it first",
                                  "unknown_template"))
+    available = placeholders.for_clinic(praxis.runtime, clinic_id)
+    needs = _needs_for(praxis, rule.kind, rule.params)
     for row in rows:
-        for e in tpl.check(row.body, "template_code", allowed_needs=_needs_for(rule.kind)) + \
-                tpl.check(row.subject, "template_code", allowed_needs=_needs_for(rule.kind)):
+        for e in tpl.check(row.body, "template_code", allowed_needs=needs, available=available) + \
+                tpl.check(row.subject, "template_code", allowed_needs=needs, available=available):
             errors.append(FieldError(e.field, f"template {row.code!r} ({row.language}): {e.message}", e.code))
     if errors:
         raise ValidationFailed(errors)
@@ -276,15 +304,18 @@ def delete_rule(praxis: Praxis, clinic_id: int, rule_id: int, actor: audit.Actor
 # --- templates -------------------------------------------------------------------------------------
 
 
-def _check_template(session: Session, clinic_id: int, code: str, body: str, subject: str) -> None:
-    errors = tpl.check(body, "body") + (tpl.check(subject, "subject") if subject else [])
+def _check_template(session: Session, praxis: Praxis, clinic_id: int, code: str, body: str, subject: str) -> None:
+    available = placeholders.for_clinic(praxis.runtime, clinic_id)
+    errors = tpl.check(body, "body", available=available) + (
+        tpl.check(subject, "subject", available=available) if subject else [])
     if not errors:
-        kinds = {r.kind for r in session.exec(select(MessageRule).where(MessageRule.clinic_id == clinic_id,
-                                                                        MessageRule.template_code == code)).all()}
-        if kinds and not kinds <= APPOINTMENT_KINDS:
-            used_by = ", ".join(sorted(k for k in kinds if k not in APPOINTMENT_KINDS))
-            for e in tpl.check(body, "body", allowed_needs={tpl.ANY}) + \
-                    (tpl.check(subject, "subject", allowed_needs={tpl.ANY}) if subject else []):
+        rules = session.exec(select(MessageRule).where(MessageRule.clinic_id == clinic_id,
+                                                       MessageRule.template_code == code)).all()
+        narrow = sorted({r.kind for r in rules if tpl.APPOINTMENT not in _needs_for(praxis, r.kind, r.params)})
+        if narrow:
+            used_by = ", ".join(narrow)
+            for e in tpl.check(body, "body", allowed_needs={tpl.ANY}, available=available) + \
+                    (tpl.check(subject, "subject", allowed_needs={tpl.ANY}, available=available) if subject else []):
                 errors.append(FieldError(e.field, f"{e.message} (the template is used by {used_by} rules)", e.code))
     if errors:
         raise ValidationFailed(errors)
@@ -315,7 +346,7 @@ def get_template(praxis: Praxis, clinic_id: int, template_id: int) -> dict[str, 
 def create_template(praxis: Praxis, clinic_id: int, data: TemplateIn, actor: audit.Actor) -> dict[str, Any]:
     with transaction(praxis.engine) as session:
         _clinic(session, clinic_id)
-        _check_template(session, clinic_id, data.code, data.body, data.subject)
+        _check_template(session, praxis, clinic_id, data.code, data.body, data.subject)
         exists = session.exec(select(MessageTemplate.id).where(
             MessageTemplate.clinic_id == clinic_id, MessageTemplate.code == data.code,
             MessageTemplate.language == data.language, MessageTemplate.channel == data.channel)).first()
@@ -340,7 +371,7 @@ def update_template(praxis: Praxis, clinic_id: int, template_id: int, data: Temp
         before = {"subject": row.subject, "body": row.body}
         body = data.body if data.body is not None else row.body
         subject = data.subject if data.subject is not None else row.subject
-        _check_template(session, clinic_id, row.code, body, subject)
+        _check_template(session, praxis, clinic_id, row.code, body, subject)
         row.body, row.subject = body, subject
         row.version += 1
         row.updated_at = now()
@@ -367,13 +398,15 @@ def delete_template(praxis: Praxis, clinic_id: int, template_id: int, actor: aud
 
 
 def preview(praxis: Praxis, clinic_id: int, data: PreviewIn) -> dict[str, Any]:
-    """Render a text with sample data, or with a real patient's / appointment's; count its SMS parts."""
-    errors = tpl.check(data.body, "body") + (tpl.check(data.subject, "subject") if data.subject else [])
+    """Render a text with sample data, or with a real patient's / appointment's; count its SMS parts.
+    With real data, plugins' placeholders are filled by the plugins (outside any transaction)."""
+    available = placeholders.for_clinic(praxis.runtime, clinic_id)
+    errors = tpl.check(data.body, "body", available=available) + (
+        tpl.check(data.subject, "subject", available=available) if data.subject else [])
     if errors:
         raise ValidationFailed(errors)
     with Session(praxis.engine) as session:
         clinic = _clinic(session, clinic_id)
-        plan = planner.ClinicPlan.build(session, clinic, [])
         appt = None
         patient_id = data.patient_id
         if data.appointment_id is not None:
@@ -383,33 +416,40 @@ def preview(praxis: Praxis, clinic_id: int, data: PreviewIn) -> dict[str, Any]:
                                                    "not_found")])
             patient_id = patient_id or appt.patient_id
         sample = patient_id is None and appt is None
+        patient = None
         if patient_id is not None:
             patient = session.get(Patient, patient_id)
             if patient is None or patient.clinic_id != clinic_id:
                 raise ValidationFailed([FieldError("patient_id", "no such patient in this clinic", "not_found")])
-        people = planner.People.load(session, [patient_id] if patient_id else [], [appt.doctor_id] if appt else [])
-        want = planner.Want(prefix="preview", occurrence="", kind="preview", planned_for=plan.now,
-                            patient_id=patient_id, appointment=appt)
-        language = data.language or planner._language(plan, people, want)
-        recipient = people.patients[patient_id] if patient_id in people.patients else None
-        name = tpl.full_name(recipient.given_name, recipient.family_name, language) if recipient else ""
-        ctx = planner.render_context(plan, people, want, name, language)
+        language = data.language or (patient.preferred_language if patient and patient.preferred_language
+                                     else clinic.locale) or "en"
+        name = tpl.full_name(patient.given_name, patient.family_name, language) if patient else ""
+        draft = SimpleNamespace(id=uuid.uuid4(), clinic_id=clinic_id, patient_id=patient_id,
+                                appointment_id=appt.id if appt else None, rule_id=None, batch_id=None, kind="preview",
+                                language=language, channel="sms", recipient_kind="patient", recipient_name=name)
+        ctx = render.context(render.load(session, [draft]), draft)
     try:
-        body = tpl.render(data.body, ctx, sample=sample)
-        subject = tpl.render(data.subject, ctx, sample=sample) if data.subject else ""
-    except KeyError as exc:  # a placeholder vanished between the check and the rendering
-        raise ValidationFailed([FieldError("body", f"unknown placeholder {exc}", "unknown_placeholder")]) from exc
-    missing = [n for n in tpl.names_in(data.body) if not sample and tpl.placeholders()[n].needs == tpl.APPOINTMENT
+        body = tpl.render(data.body, ctx, sample=sample, available=available)
+        subject = tpl.render(data.subject, ctx, sample=sample, available=available) if data.subject else ""
+    except tpl.RenderError as exc:  # a placeholder vanished since the check, or a plugin could not fill it
+        raise ValidationFailed([FieldError("body", exc.reason, exc.code)]) from exc
+    known = available.known
+    missing = [n for n in tpl.names_in(data.body) if not sample and known[n].needs == tpl.APPOINTMENT
                and appt is None]
     return {"body": body, "subject": subject, "language": language, "sample": sample,
             "sms": segments.count(body).as_dict(), "placeholders": tpl.names_in(data.body),
             "unfilled": missing}
 
 
-def placeholder_list() -> list[dict[str, Any]]:
+def placeholder_list(praxis: Praxis | None = None, clinic_id: int | None = None) -> list[dict[str, Any]]:
+    """The placeholders templates may use: the core's, plus (given a clinic) those of the plugins enabled there.
+    ``description`` is a msgid (of the plugin's catalog, domain ``praxis_<plugin>``, when ``source`` is a
+    plugin)."""
+    available = placeholders.for_clinic(praxis.runtime, clinic_id) if praxis is not None and clinic_id is not None \
+        else tpl.core_set()
     return [{"name": p.name, "description": p.description, "kind": p.kind,
              "needs_appointment": p.needs == tpl.APPOINTMENT, "source": p.source}
-            for p in sorted(tpl.placeholders().values(), key=lambda p: p.name)]
+            for p in sorted(available.known.values(), key=lambda p: p.name)]
 
 
 # --- the message log -------------------------------------------------------------------------------
@@ -441,7 +481,9 @@ def list_messages(praxis: Praxis, clinic_id: int, *, patient_id: uuid.UUID | Non
         rows = session.exec(select(Message).where(*conditions)
                             .order_by(col(Message.planned_for).desc(), col(Message.id))
                             .offset(offset).limit(limit)).all()
-        return {"items": [message_out(m) for m in rows], "total": total, "limit": limit, "offset": offset}
+        previews = _previews(praxis, session, list(rows))
+        return {"items": [message_out(m, previews.get(m.id)) for m in rows], "total": total, "limit": limit,
+                "offset": offset}
 
 
 def _message(session: Session, clinic_id: int, message_id: uuid.UUID, *, lock: bool = False) -> Message:
@@ -457,7 +499,8 @@ def get_message(praxis: Praxis, clinic_id: int, message_id: uuid.UUID) -> dict[s
         message = _message(session, clinic_id, message_id)
         replies = session.exec(select(InboundReply).where(InboundReply.message_id == message_id)
                                .order_by(col(InboundReply.received_at))).all()
-        return {**message_out(message), "replies": [reply_out(r) for r in replies]}
+        preview = _previews(praxis, session, [message]).get(message.id)
+        return {**message_out(message, preview), "replies": [reply_out(r) for r in replies]}
 
 
 def list_replies(praxis: Praxis, clinic_id: int, *, appointment_id: int | None = None, limit: int = 50,
@@ -711,9 +754,11 @@ def send(praxis: Praxis, clinic_id: int, data: SendIn, actor: audit.Actor) -> di
         errors.append(FieldError("body", "give either a template_code or a body", "required"))
     if not data.patient_ids and data.filter is None:
         errors.append(FieldError("patient_ids", "give patient_ids or a filter", "required"))
+    available = placeholders.for_clinic(praxis.runtime, clinic_id)
     if data.body is not None:
-        errors += tpl.check(data.body, "body", allowed_needs={tpl.ANY})
-        errors += tpl.check(data.subject, "subject", allowed_needs={tpl.ANY}) if data.subject else []
+        errors += tpl.check(data.body, "body", allowed_needs={tpl.ANY}, available=available)
+        errors += tpl.check(data.subject, "subject", allowed_needs={tpl.ANY}, available=available) \
+            if data.subject else []
     if errors:
         raise ValidationFailed(errors)
     with transaction(praxis.engine) as session:
@@ -725,16 +770,17 @@ def send(praxis: Praxis, clinic_id: int, data: SendIn, actor: audit.Actor) -> di
                 raise ValidationFailed([FieldError("template_code", f"no template {data.template_code!r}",
                                                    "unknown_template")])
             for row in rows:
-                problems = tpl.check(row.body, "template_code", allowed_needs={tpl.ANY})
+                problems = tpl.check(row.body, "template_code", allowed_needs={tpl.ANY}, available=available)
                 if problems:
+                    what = "needs an appointment" if problems[0].code == "placeholder_not_available" else \
+                        "cannot be sent"
                     raise ValidationFailed([FieldError("template_code", f"template {row.code!r} ({row.language}) "
-                                                       f"needs an appointment: {problems[0].message}",
-                                                       "placeholder_not_available")])
+                                                       f"{what}: {problems[0].message}", problems[0].code)])
         patient_ids = _filtered_patients(session, clinic, data)
         if not patient_ids:
             raise ValidationFailed([FieldError("filter", "no patient matches", "empty")])
         batch = MessageBatch(clinic_id=clinic_id, description=data.description,
-                             filters=data.model_dump(mode="json", exclude={"body", "subject"}),
+                             filters=data.model_dump(mode="json"),  # with the text: written when each goes out
                              created_by=actor.id)
         session.add(batch)
         session.flush()

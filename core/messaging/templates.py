@@ -1,19 +1,22 @@
 """Message templates: typed placeholders, validation when a template is saved, rendering, preview.
 
 A template body is text with ``{placeholder}`` fields (``{{`` and ``}}`` for literal braces). Only the names
-registered here are allowed; anything else (an unknown name, a format spec, attribute access) is refused when
-the template is saved, so a patient never receives a blank or a ``{typo}``. Each placeholder says which
+known in the clinic are allowed; anything else (an unknown name, a format spec, attribute access) is refused
+when the template is saved, so a patient never receives a blank or a ``{typo}``. Each placeholder says which
 rule kinds can fill it: ``{time}`` needs an appointment, so a birthday rule may not use a template with it.
 
-Placeholders are registered in a core-side registry (``register``); core modules and, through a future
-hook, plugins add their own. A resolver returns the text for one message, given a ``RenderContext``.
+The core's placeholders are registered here (``register``); plugins add theirs through the
+``praxis_placeholders`` hook (``core.messaging.placeholders``), usable only in clinics where the plugin is
+enabled. A resolver returns the text for one message, given a ``RenderContext``; a placeholder that cannot be
+filled raises ``RenderError`` with a readable reason, and the message fails with it instead of going out
+with a blank.
 """
 
 from __future__ import annotations
 
 import string
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from functools import lru_cache
@@ -35,6 +38,7 @@ class RenderContext:
 
     language: str
     timezone: str
+    clinic_id: int = 0
     clinic_name: str = ""
     clinic_address: str = ""
     clinic_phone: str = ""
@@ -45,6 +49,12 @@ class RenderContext:
     doctor_name: str | None = None
     link: str = ""
     data: dict[str, Any] = field(default_factory=dict)  # event data and anything a plugin resolver needs
+    kind: str = ""  # the rule's kind or "manual"
+    channel: str = ""
+    recipient_kind: str = "patient"
+    patient_id: str | None = None
+    appointment_id: int | None = None
+    event: str | None = None
 
     @property
     def local_start(self) -> datetime | None:
@@ -62,6 +72,28 @@ class Placeholder:
     resolve: Callable[[RenderContext], str]
     sample: Callable[[RenderContext], str]
     source: str = "core"
+
+
+class RenderError(Exception):
+    """A text could not be written: ``code`` for machines, the message for people. ``retry_at`` is set when
+    it may work later (a plugin paused after failures, or one that said so)."""
+
+    def __init__(self, code: str, reason: str, *, plugin: str | None = None, retry_at: datetime | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.plugin = plugin
+        self.retry_at = retry_at
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class PlaceholderSet:
+    """The placeholders usable in one clinic, and the names that exist but are not usable there (with why)."""
+
+    known: Mapping[str, Placeholder]
+    unavailable: Mapping[str, str] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -87,6 +119,11 @@ def unregister(name: str) -> None:
 def placeholders() -> dict[str, Placeholder]:
     with _lock:
         return dict(_registry)
+
+
+def core_set() -> PlaceholderSet:
+    """The core's placeholders alone (no plugin's)."""
+    return PlaceholderSet(placeholders())
 
 
 @lru_cache(maxsize=64)
@@ -191,15 +228,21 @@ def names_in(text: str) -> list[str]:
     return [f.name for f in parse(text) if f.name is not None]
 
 
-def check(text: str, field_name: str, *, allowed_needs: Iterable[str] | None = None) -> list[FieldError]:
-    """Field errors for ``text``: broken braces, unknown placeholders, or ones the rule kind cannot fill."""
+def check(text: str, field_name: str, *, allowed_needs: Iterable[str] | None = None,
+          available: PlaceholderSet | None = None) -> list[FieldError]:
+    """Field errors for ``text``: broken braces, unknown placeholders, placeholders of plugins not enabled in
+    the clinic (``available``; the core's alone without it), or ones the rule kind cannot fill."""
     try:
         used = names_in(text)
     except ValueError as exc:
         return [FieldError(field_name, str(exc), "invalid_placeholder")]
-    known = placeholders()
+    available = available or core_set()
+    known = available.known
     errors = []
-    unknown = sorted({n for n in used if n not in known})
+    off = sorted({n for n in used if n not in known and n in available.unavailable})
+    for name in off:
+        errors.append(FieldError(field_name, available.unavailable[name], "placeholder_unavailable"))
+    unknown = sorted({n for n in used if n not in known and n not in available.unavailable})
     if unknown:
         listed = ", ".join("{" + n + "}" for n in unknown)
         errors.append(FieldError(field_name, f"unknown placeholder(s) {listed}; known: "
@@ -213,22 +256,40 @@ def check(text: str, field_name: str, *, allowed_needs: Iterable[str] | None = N
     return errors
 
 
-def validate(body: str, subject: str = "") -> None:
-    errors = check(body, "body") + (check(subject, "subject") if subject else [])
+def validate(body: str, subject: str = "", available: PlaceholderSet | None = None) -> None:
+    errors = check(body, "body", available=available) + (
+        check(subject, "subject", available=available) if subject else [])
     if errors:
         raise ValidationFailed(errors)
 
 
-def render(text: str, ctx: RenderContext, *, sample: bool = False) -> str:
-    """Fill ``text``'s placeholders. An unknown placeholder raises KeyError (validation keeps them out)."""
-    known = _registry  # read-only here; registering replaces entries atomically
+def render(text: str, ctx: RenderContext, *, sample: bool = False, available: PlaceholderSet | None = None,
+           plugins: bool = True) -> str:
+    """Fill ``text``'s placeholders from ``available`` (the core's alone without it). A placeholder that is
+    unknown, belongs to a plugin not enabled in the clinic or cannot be filled raises ``RenderError`` with a
+    readable reason. With ``plugins=False`` plugins are not asked: their placeholders stay as ``{name}``
+    (a preview that must not call plugins)."""
+    known = available.known if available is not None else _registry  # registering replaces entries atomically
     out = []
-    for f in _parsed(text):
+    try:
+        fields = _parsed(text)
+    except ValueError as exc:
+        raise RenderError("invalid_placeholder", f"the template cannot be read: {exc}") from exc
+    for f in fields:
         out.append(f.literal)
-        if f.name is not None:
-            placeholder = known[f.name]
-            value = placeholder.sample(ctx) if sample else placeholder.resolve(ctx)
-            out.append("" if value is None else str(value))
+        if f.name is None:
+            continue
+        placeholder = known.get(f.name)
+        if placeholder is None:
+            why = available.unavailable.get(f.name) if available is not None else None
+            if why is not None:
+                raise RenderError("placeholder_unavailable", why)
+            raise RenderError("unknown_placeholder", f"the template uses {{{f.name}}}, which no longer exists")
+        if not plugins and placeholder.source != "core":
+            out.append("{" + f.name + "}")
+            continue
+        value = placeholder.sample(ctx) if sample else placeholder.resolve(ctx)
+        out.append("" if value is None else str(value))
     return "".join(out)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from core.messaging import service
 from core.models.messaging import MessageStatus
 
 MONDAY = date(2026, 1, 5)
@@ -110,7 +111,8 @@ def test_moving_re_plans_and_cancelling_cancels_in_the_same_transaction(env):
     [message] = env.messages()
     assert message.id == first.id and message.status == MessageStatus.queued
     assert message.planned_for == env.local(MONDAY + timedelta(days=2), 12, 0)
-    assert message.body == "2026. január 8. 15:00"
+    shown = service.get_message(env.praxis, env.clinic_id, message.id)  # the text is written when it goes out
+    assert message.body == "" and shown["body"] == "2026. január 8. 15:00" and shown["text_final"] is False
     with Session(env.praxis.engine) as session:
         item = session.get(OutboxItem, message.outbox_item_id)
         assert item is not None and item.available_at == message.planned_for
