@@ -13,7 +13,22 @@ from fastapi.staticfiles import StaticFiles
 
 
 def install(app: FastAPI) -> None:
-    from ui.routes import admin_audit, admin_outbox, admin_staff, auth, book, desk, home, labs, plugins, records
+    from ui.routes import (
+        admin_audit,
+        admin_outbox,
+        admin_staff,
+        auth,
+        book,
+        desk,
+        home,
+        labs,
+        messaging,
+        messaging_rules,
+        messaging_settings,
+        messaging_templates,
+        plugins,
+        records,
+    )
     from ui.web import STATIC, PageError, Web, handle_page_error
 
     praxis = app.state.praxis
@@ -29,6 +44,10 @@ def install(app: FastAPI) -> None:
     app.include_router(admin_outbox.router)
     app.include_router(records.router)
     app.include_router(labs.router)
+    app.include_router(messaging_rules.router)
+    app.include_router(messaging_templates.router)
+    app.include_router(messaging_settings.router)
+    app.include_router(messaging.router)
     for result in praxis.runtime.collect("praxis_static_dir"):
         if result.value is not None and Path(result.value).is_dir():
             app.mount(f"/static/plugins/{result.plugin}", StaticFiles(directory=str(result.value)),

@@ -19,6 +19,7 @@ from tests.conftest import add_clinic, fixture_plugin
 from tests.ui.conftest import ui_plugin
 from tests.ui.helpers import csrf_of, log_in, web_client
 from tests.ui.labs_screens import visit_labs_screens
+from tests.ui.messaging_screens import visit_messaging_screens
 from tests.ui.records_screens import SIGNING as RECORDS_SIGNING
 from tests.ui.records_screens import visit_records_screens
 from tests.ui.screens import visit_screens
@@ -83,6 +84,8 @@ def test_the_compiled_catalog_is_current(locale):
             for n, text in enumerate(message.string):
                 count = next(c for c in range(1, 200) if compiled.plural(c) == n)
                 assert compiled.ngettext(message.id[0], message.id[1], count) == text, "run scripts/i18n.sh compile"
+        elif message.context:
+            assert compiled.pgettext(message.context, message.id) == message.string, "run scripts/i18n.sh compile"
         else:
             assert compiled.gettext(message.id) == message.string, "run scripts/i18n.sh compile"
 
@@ -161,6 +164,7 @@ def test_every_template_renders_in_all_five_languages_without_english_leftovers(
         pages += visit_screens(client, praxis, clinic)  # the desk, the appointment book and the admin screens
         pages += visit_records_screens(client, praxis, clinic, anna, "Anna")
         pages += visit_labs_screens(client, praxis, clinic)
+        pages += visit_messaging_screens(client, praxis, clinic)
         for response in pages:
             assert response.status_code in (200, 403, 404, 409, 422), (locale, response.request.url,
                                                                        response.text[:300])

@@ -52,6 +52,26 @@
     });
   }
 
+  // Placeholder buttons of the template editor: insert "{name}" at the text field's cursor (at its end while
+  // it was never focused) and fire "input", so the live preview follows.
+  document.addEventListener("focusin", function (event) {
+    var el = event.target;
+    if (el && el.hasAttribute && el.hasAttribute("data-placeholder-field")) { el.setAttribute("data-touched", ""); }
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target && event.target.closest ? event.target.closest("[data-insert]") : null;
+    if (!button) { return; }
+    var field = document.getElementById(button.getAttribute("data-insert-into"));
+    if (!field) { return; }
+    var text = button.getAttribute("data-insert");
+    var start = field.selectionStart, end = field.selectionEnd;
+    if (!field.hasAttribute("data-touched") || typeof start !== "number") { start = end = field.value.length; }
+    field.value = field.value.slice(0, start) + text + field.value.slice(end);
+    field.focus();
+    field.setSelectionRange(start + text.length, start + text.length);
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+
   window.praxisApplyCss = apply;
   document.addEventListener("DOMContentLoaded", function () { loadPanels(document); });
   document.addEventListener("htmx:afterSettle", function () { loadPanels(document); });
