@@ -23,7 +23,7 @@ from core.app_context import Praxis, bootstrap
 
 log = logging.getLogger(__name__)
 
-C = "/api/clinics/{clinic_id}"
+CLINIC = "/api/clinics/{clinic_id}"
 
 
 def create_app(praxis: Praxis | None = None, *, start_worker: bool | None = None) -> FastAPI:
@@ -57,24 +57,24 @@ def create_app(praxis: Praxis | None = None, *, start_worker: bool | None = None
     app.include_router(health.router)
     _install_plugin_bridge(app, praxis)
     # Each group: its place among the routes, the paths its routes are under, what builds it.
-    add_group(app, "plugins", [f"{C}/plugins"], _routers("plugins", "router"))
+    add_group(app, "plugins", [f"{CLINIC}/plugins"], _routers("plugins", "router"))
     add_group(app, "auth", ["/api/auth"], _routers("auth", "router"))
     add_group(app, "users", ["/api/users", "/api/roles", "/api/permissions"],
               _routers("users", "router", "roles_router", "permissions_router"))
-    add_group(app, "clinics", ["/api/clinics$", f"{C}$", f"{C}/access-log"], _routers("clinics", "router"))
-    add_group(app, "patients", [f"{C}/patients"], _routers("patients", "router"))
-    add_group(app, "outbox", [f"{C}/outbox"], _routers("outbox", "router"))
-    add_group(app, "scheduling", [f"{C}/{p}" for p in ("appointment-options", "appointment-statuses", "days-off",
-                                                         "doctors", "free-slots", "holidays", "rooms",
-                                                         "working-hours")],
+    add_group(app, "clinics", ["/api/clinics$", f"{CLINIC}$", f"{CLINIC}/access-log"], _routers("clinics", "router"))
+    add_group(app, "patients", [f"{CLINIC}/patients"], _routers("patients", "router"))
+    add_group(app, "outbox", [f"{CLINIC}/outbox"], _routers("outbox", "router"))
+    add_group(app, "scheduling", [f"{CLINIC}/{p}" for p in ("appointment-options", "appointment-statuses",
+                                                              "days-off", "doctors", "free-slots", "holidays",
+                                                              "rooms", "working-hours")],
               _routers("scheduling", "router"))
-    add_group(app, "appointments", [f"{C}/{p}" for p in ("appointments", "pinboard", "series", "waitlist")],
+    add_group(app, "appointments", [f"{CLINIC}/{p}" for p in ("appointments", "pinboard", "series", "waitlist")],
               _routers("appointments", "router"))
-    add_group(app, "labs", [f"{C}/labs"], _routers("labs", "router"))
-    add_group(app, "messaging", [f"{C}/messaging"], _routers("messaging", "router"))
-    add_group(app, "records", [f"{C}/records"], _routers("records", "router"))
+    add_group(app, "labs", [f"{CLINIC}/labs"], _routers("labs", "router"))
+    add_group(app, "messaging", [f"{CLINIC}/messaging"], _routers("messaging", "router"))
+    add_group(app, "records", [f"{CLINIC}/records"], _routers("records", "router"))
     add_group(app, "messaging-callbacks", ["/api/messaging"], _routers("messaging", "callbacks"))
-    add_group(app, "plugin-routes", [f"{C}/x"], lambda target: _plugin_routes(target, praxis))
+    add_group(app, "plugin-routes", [f"{CLINIC}/x"], lambda target: _plugin_routes(target, praxis))
     # web pages, /static and the page error handler
     add_group(app, "ui", ["/$", "/login", "/logout", "/language", "/account", "/clinics", "/static"],
               _ui, provides=["ui"])
