@@ -142,6 +142,22 @@ class PluginContext(Protocol):
         """
         ...
 
+    def emit_event(
+        self,
+        name: str,
+        *,
+        patient_id: str | UUID | None = None,
+        appointment_id: int | None = None,
+        data: dict[str, Any] | None = None,
+        session: Session | None = None,
+    ) -> UUID:
+        """Report one of the events the plugin declares (``praxis_event_types``) for a patient or an
+        appointment of this clinic. The messaging rules listening to it send their messages, and plugins get it
+        through ``praxis_on_event``. Pass ``session`` to write it in the same transaction as your own change.
+        ``data`` (JSON) reaches placeholder resolvers as ``message.data``. Returns the event's id; raises
+        ``ValueError`` for an undeclared name or a patient or appointment that is not this clinic's."""
+        ...
+
     def audit(self, action: str, *, target: str | None = None, data: dict[str, Any] | None = None,
               session: Session | None = None) -> None:
         """Append an entry to the tamper-evident audit journal."""

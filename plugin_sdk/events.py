@@ -7,6 +7,8 @@ to make a handler idempotent.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -46,3 +48,28 @@ class DomainEvent(BaseModel):
     subject_type: str
     subject_id: str
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.]*$")
+
+
+@dataclass(frozen=True)
+class EventType:
+    """An event a plugin declares (``praxis_event_types``) and reports with ``ctx.emit_event``.
+
+    ``name`` is ``<plugin>.<event>``; ``title`` is a msgid of the plugin's catalog, shown in the rules editor.
+    ``concerns`` says what the event is about: ``"patient"`` (``emit_event`` needs ``patient_id``) or
+    ``"appointment"`` (it needs ``appointment_id``; the patient is the appointment's, and templates of rules
+    listening to it may use the appointment's placeholders such as ``{date}`` and ``{time}``).
+    """
+
+    name: str
+    title: str
+    concerns: str = "patient"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not EVENT_NAME.match(self.name):
+            raise ValueError(f"event {self.name!r}: write '<plugin>.<event>' in lower case, e.g. 'portal.form_signed'")
+        if self.concerns not in ("patient", "appointment"):
+            raise ValueError(f"event {self.name!r}: concerns must be 'patient' or 'appointment'")

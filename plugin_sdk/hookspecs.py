@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         Placeholder,
     )
     from plugin_sdk.errors import FieldError
-    from plugin_sdk.events import DomainEvent
+    from plugin_sdk.events import DomainEvent, EventType
     from plugin_sdk.manifest import PermissionSpec
     from plugin_sdk.providers import LabConnector, MessagingProvider, SigningProvider
 
@@ -141,6 +141,13 @@ def praxis_placeholders() -> list[Placeholder]:
     plugin adds to message templates; they are usable only in clinics where the plugin is enabled. A name
     already taken (by the core or a plugin earlier in install order) is refused, with an error in the log
     naming your plugin. ``resolve`` is called when a message is written, outside any transaction."""
+
+
+@hookspec
+def praxis_event_types() -> list[EventType]:
+    """Called once per process, when messaging first needs the event kinds. Return the ``EventType``s the
+    plugin reports with ``ctx.emit_event``; the rules editor lists them in clinics where the plugin is enabled.
+    Names must start with ``<plugin>.``; others are refused, with an error in the log."""
 
 
 # --- Validation (veto) -----------------------------------------------------------------------------

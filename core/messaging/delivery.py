@@ -39,6 +39,7 @@ from core.audit import Actor
 from core.clock import now
 from core.db import reader, transaction
 from core.messaging import placeholders, planner, render
+from core.messaging.event_kinds import EVENT_TOPIC, LAB_RESULT_READY
 from core.messaging.recipients import check_email, check_phone
 from core.messaging.templates import RenderError
 from core.models.clinic import Clinic
@@ -71,8 +72,6 @@ log = logging.getLogger(__name__)
 
 DAILY_TOPIC = "core.messaging.daily"
 POLL_TOPIC = "core.messaging.poll"
-EVENT_TOPIC = "core.messaging.event"
-LAB_RESULT_READY = "lab.result_ready"
 
 NO_PROVIDER_WAIT = timedelta(minutes=10)
 CHECK_DELAY = timedelta(seconds=60)  # before asking a vendor about a send whose answer was lost
@@ -522,9 +521,9 @@ def run_poll(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str, Any
 
 
 def run_event(praxis: Praxis, item: OutboxMessage, plugin: str) -> dict[str, Any]:
-    """Plan the rules listening to an event a plugin reported (``ctx.enqueue("core.messaging.event",
-    {"event": "lab.result_ready", "patient_id": "...", ...})``). A plugin may report ``lab.result_ready`` and its
-    own ``<plugin>.<event>`` events only.
+    """Plan the rules listening to an event a plugin reported (``ctx.emit_event``, or the older
+    ``ctx.enqueue("core.messaging.event", {"event": "lab.result_ready", "patient_id": "...", ...})``). A plugin
+    may report ``lab.result_ready`` and its own ``<plugin>.<event>`` events only.
 
     The messages are planned in a read, written (plugins' placeholders resolved, with the event's data)
     outside any transaction, then inserted in one transaction; their dedupe keys make a second run a no-op.

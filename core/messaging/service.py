@@ -21,7 +21,7 @@ from core import audit
 from core.auth.errors import ApiError, conflict, not_found
 from core.clock import now
 from core.db import transaction
-from core.messaging import delivery, placeholders, planner, render, segments
+from core.messaging import delivery, event_kinds, placeholders, planner, render, segments
 from core.messaging import templates as tpl
 from core.messaging.recipients import Contact, channel_order, pick
 from core.messaging.schemas import (
@@ -136,6 +136,9 @@ def _needs_for(praxis: Praxis, kind: str, params: dict[str, Any] | None = None) 
     """What the messages of a rule can fill: appointment placeholders only where there is an appointment."""
     if kind in APPOINTMENT_KINDS:
         return {tpl.ANY, tpl.APPOINTMENT}
+    event = (params or {}).get("event")
+    if kind == RuleKind.event and isinstance(event, str) and event_kinds.concerns_appointment(praxis.runtime, event):
+        return {tpl.ANY, tpl.APPOINTMENT}
     return {tpl.ANY}
 
 
@@ -149,11 +152,9 @@ def _check_rule(session: Session, praxis: Praxis, clinic_id: int, rule: MessageR
         if status is None or not status.active:
             errors.append(FieldError("params.status", f"unknown status {rule.params['status']!r}", "unknown_code"))
     if rule.kind == RuleKind.event and isinstance(rule.params.get("event"), str) and EVENT.match(rule.params["event"]):
-        event = rule.params["event"]
-        prefix = event.split(".", 1)[0]
-        if event != delivery.LAB_RESULT_READY and prefix not in praxis.runtime.plugins:
-            errors.append(FieldError("params.event", f"no installed plugin {prefix!r} declares {event!r}; use "
-                                     f"{delivery.LAB_RESULT_READY!r} or '<plugin>.<event>'", "unknown_event"))
+        problem = event_kinds.problem(praxis.runtime, clinic_id, rule.params["event"])
+        if problem is not None:
+            errors.append(FieldError("params.event", problem[1], problem[0]))
     for name in ("type_codes",):
         for code in list(rule.filters.get(name) or []) + list(rule.params.get(name) or []):
             if options.get("type", code) is None:
@@ -450,6 +451,16 @@ def placeholder_list(praxis: Praxis | None = None, clinic_id: int | None = None)
     return [{"name": p.name, "description": p.description, "kind": p.kind,
              "needs_appointment": p.needs == tpl.APPOINTMENT, "source": p.source}
             for p in sorted(available.known.values(), key=lambda p: p.name)]
+
+
+def event_kinds_list(praxis: Praxis, clinic_id: int) -> list[dict[str, Any]]:
+    """The events an event rule of this clinic may listen to (for the rules editor): ``name``, ``title`` and
+    ``description`` (msgids, of the plugin's catalog for a plugin's event), ``concerns`` ("patient" or
+    "appointment": only the latter's templates may use ``{date}``, ``{time}`` ...), ``plugin`` (None for the
+    core's) and ``plugin_title``."""
+    with Session(praxis.engine) as session:
+        _clinic(session, clinic_id)
+    return event_kinds.for_clinic(praxis.runtime, clinic_id)
 
 
 # --- the message log -------------------------------------------------------------------------------

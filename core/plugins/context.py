@@ -72,6 +72,17 @@ class CorePluginContext:
             return enqueue(own, plugin=self.plugin, topic=topic, payload=payload, clinic_id=self.clinic.id,
                            dedupe_key=key, available_at=available_at)
 
+    def emit_event(self, name: str, *, patient_id: str | uuid.UUID | None = None, appointment_id: int | None = None,
+                   data: dict[str, Any] | None = None, session: Session | None = None) -> uuid.UUID:
+        from core.messaging import event_kinds
+
+        if session is not None:
+            return event_kinds.emit(session, self._runtime, self.plugin, self.clinic.id, name, patient_id=patient_id,
+                                    appointment_id=appointment_id, data=data)
+        with self.session() as own:
+            return event_kinds.emit(own, self._runtime, self.plugin, self.clinic.id, name, patient_id=patient_id,
+                                    appointment_id=appointment_id, data=data)
+
     def audit(self, action: str, *, target: str | None = None, data: dict[str, Any] | None = None,
               session: Session | None = None) -> None:
         actor = audit.Actor.system(f"plugin:{self.plugin}")

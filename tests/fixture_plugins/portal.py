@@ -1,8 +1,10 @@
-"""A patient-portal plugin for the messaging tests: placeholders (``praxis_placeholders``). ``BEHAVIOUR`` steers
-the resolvers; ``VIEWS`` records what they were given."""
+"""A patient-portal plugin for the messaging tests: placeholders (``praxis_placeholders``) and events it reports
+(``praxis_event_types``, ``ctx.emit_event``). ``BEHAVIOUR`` steers the resolvers; ``VIEWS`` records what they
+were given."""
 
 from plugin_sdk import N_, Category, PluginManifest, RetryableError, hookimpl
 from plugin_sdk.contributions import Placeholder
+from plugin_sdk.events import EventType
 
 BEHAVIOUR: dict[str, object] = {}
 VIEWS: list = []
@@ -44,3 +46,11 @@ def praxis_placeholders():
         "not a placeholder",
     ]
 
+
+@hookimpl
+def praxis_event_types():
+    return [
+        EventType("portal.form_signed", N_("Form signed in the portal"), concerns="patient"),
+        EventType("portal.checked_in", N_("Checked in online"), concerns="appointment"),
+        EventType("other.stolen", N_("Someone else's event")),
+    ]

@@ -97,9 +97,18 @@ def delete_rule(clinic_id: int, rule_id: int, praxis: Praxis = Depends(get_praxi
 
 
 @router.get("/placeholders")
-def list_placeholders(clinic_id: int, _: Principal = Depends(VIEW)) -> list[dict[str, Any]]:
-    """The placeholders templates may use, and whether they need an appointment."""
-    return service.placeholder_list()
+def list_placeholders(clinic_id: int, praxis: Praxis = Depends(get_praxis),
+                      _: Principal = Depends(VIEW)) -> list[dict[str, Any]]:
+    """The placeholders templates may use here (the core's and enabled plugins'), and whether they need an
+    appointment."""
+    return service.placeholder_list(praxis, clinic_id)
+
+
+@router.get("/event-kinds")
+def list_event_kinds(clinic_id: int, praxis: Praxis = Depends(get_praxis),
+                     _: Principal = Depends(VIEW)) -> list[dict[str, Any]]:
+    """The events an event rule may listen to here: the core's and those of the plugins enabled here."""
+    return service.event_kinds_list(praxis, clinic_id)
 
 
 @router.get("/templates")
