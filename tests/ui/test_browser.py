@@ -107,7 +107,7 @@ def open_tab(browser: Any, base_url: str) -> Iterator[Any]:
     context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed with this module: later browser modules start their own (one at a time)
 def browser() -> Iterator[Any]:
     yield from launch_chromium()
 
