@@ -30,8 +30,8 @@ Two ways to load the system:
 
 ``--cpu`` measures instead, in this one process: the process CPU time and the SQL statements per attempt
 of ``--attempts`` bookings made by ``--clients`` threads (1: a single client; more: with contention), with
-``--cprofile FILE`` writing a cProfile of them. The machine is shared: CPU time and statement counts vary
-far less with other load than wall-clock figures.
+``--cprofile FILE`` writing a cProfile of them (timed in thread CPU time). The machine is shared: CPU time
+and statement counts vary far less with other load than wall-clock figures.
 """
 
 from __future__ import annotations
@@ -163,6 +163,7 @@ def _worker(index: int, clients: int, job: dict[str, Any], counter: Any, barrier
 def _cpu(praxis: Any, clinic_id: int, doctors: list[int], args: argparse.Namespace) -> None:
     """CPU time and statements per attempt in this process (see the module's docstring)."""
     import cProfile
+    import pstats
 
     from sqlalchemy import event
 
@@ -181,32 +182,41 @@ def _cpu(praxis: Any, clinic_id: int, doctors: list[int], args: argparse.Namespa
     counts: Counter[str] = Counter()
     lock = threading.Lock()
 
+    profiles: list[cProfile.Profile] = []
+
     def client(seed: int) -> None:
         rnd = random.Random(seed)
+        # one profile per thread (cProfile sees only its own), timed in thread CPU time: waits do not count
+        profile = cProfile.Profile(time.thread_time) if args.cprofile else None
+        if profile:
+            profile.enable()
         while True:
             with lock:
                 if next(counter, None) is None:
-                    return
+                    break
             outcome = _attempt(praxis, clinic_id, _values(rnd, doctors, args.hot), caller)
             with lock:
                 counts[outcome] += 1
+        if profile:
+            profile.disable()
+            with lock:
+                profiles.append(profile)
 
-    profile = cProfile.Profile() if args.cprofile else None
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
     cpu, wall = time.process_time(), time.perf_counter()
-    if profile:
-        profile.enable()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    if profile:
-        profile.disable()
-        profile.dump_stats(args.cprofile)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if profiles:
+        stats = pstats.Stats(profiles[0])
+        for profile in profiles[1:]:
+            stats.add(profile)
+        stats.dump_stats(args.cprofile)
     n, booked = sum(counts.values()), counts["booked"]
     print(f"database: {praxis.engine.dialect.name}, one process, {args.clients} client thread(s), "
-          f"load average {os.getloadavg()[0]:.1f}{' (profiled)' if profile else ''}")
+          f"load average {os.getloadavg()[0]:.1f}{' (profiled)' if profiles else ''}")
     print(f"attempts: {n} ({booked} booked, {counts['conflict']} conflicts, {counts['error']} errors) in "
           f"{wall:.2f} s")
     print(f"CPU per attempt: {cpu / n * 1000:.2f} ms; statements per attempt: {statements.total() / n:.2f}, "
