@@ -106,3 +106,31 @@ def test_one_statement_per_search_and_nothing_written(world, family) -> None:  #
     # only a page past the last needs a second statement, to count
     assert len(queries(world, lambda: world.svc.search(world.clinic_id, q="tóth", offset=50))) == 2
     assert counts() == before
+
+
+@pytest.mark.parametrize("criteria", [{"q": "tóth"}, {"phone": "2222"}, {"q": "tóth", "status": "trashed"}])
+def test_sqlite_reads_matches_by_id_without_statistics(world, family, criteria) -> None:  # noqa: ANN001
+    """Nothing runs ANALYZE on the embedded database; without statistics SQLite took the clinic and status
+    terms for selective and walked every patient (or phone) of the clinic, probing each against the few
+    matches: seconds at a million patients. The plan must start from the matches."""
+    if world.praxis.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL plans from the statistics autovacuum keeps")
+    sent: list[tuple[str, Any]] = []
+
+    def listen(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append((statement, parameters))
+
+    event.listen(world.praxis.engine, "before_cursor_execute", listen)
+    try:
+        world.svc.search(world.clinic_id, **criteria)
+    finally:
+        event.remove(world.praxis.engine, "before_cursor_execute", listen)
+    with world.praxis.engine.connect() as connection:
+        stats = connection.exec_driver_sql("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+        assert stats.scalar() == 0
+        plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sent[0][0], sent[0][1])]
+    assert any("core_patient USING INDEX sqlite_autoindex_core_patient_1 (id=?)" in step for step in plan), plan
+    assert not any("ix_core_patient_list" in step or "ix_core_patient_clinic_id" in step
+                   or "ix_core_patient_phone_e164" in step or step.split(" ")[:2] == ["SCAN", "core_patient_phone"]
+                   for step in plan), plan
