@@ -204,7 +204,10 @@ def send_message(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str,
         if channel and item.clinic_id is not None else None
     claimed = False
     at = now()
-    written = _write_text(praxis, message_id, item.id, at)  # outside the transaction: plugins may be asked
+    # A text that may need a plugin is written before the transaction (a plugin is never called inside one);
+    # without plugins' placeholders in the clinic, inside it, where the message is read anyway.
+    outside = item.clinic_id is not None and placeholders.plugins_in(runtime, item.clinic_id)
+    written = _write_text(praxis, message_id, item.id, at) if outside else None
     with transaction(praxis.engine) as session:
         message = session.exec(select(Message).where(Message.id == message_id).with_for_update()).first()
         if message is None:
@@ -221,6 +224,8 @@ def send_message(praxis: Praxis, item: OutboxMessage, _plugin: str) -> dict[str,
                 return outcome
             text: dict[str, Any] = {}
             if render.needs_text(message):
+                if written is None and not outside:
+                    written = render.write(runtime, render.load_one(session, message), defer_plugins=True)[message.id]
                 outcome = _text_problem(session, message, item.id, written)
                 if outcome is not None:
                     return outcome
@@ -298,7 +303,7 @@ def _write_text(praxis: Praxis, message_id: uuid.UUID, item_id: uuid.UUID,
         if message is None or message.outbox_item_id != item_id or message.status != MessageStatus.queued \
                 or not render.needs_text(message) or message.planned_for > at + timedelta(seconds=1):
             return None
-        sources = render.load(session, [message])
+        sources = render.load_one(session, message)
     return render.write(praxis.runtime, sources)[message_id]
 
 
@@ -567,7 +572,7 @@ def run_event(praxis: Praxis, item: OutboxMessage, plugin: str) -> dict[str, Any
         elif written is not None:
             row.update(written.values())
     with transaction(praxis.engine) as session:
-        made = len(planner.insert_new(session, rows))
+        made = planner.insert_count(session, rows)
     return {"event": name, "messages": made}
 
 

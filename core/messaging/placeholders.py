@@ -104,6 +104,15 @@ def for_clinic(runtime: PluginRuntime, clinic_id: int) -> tpl.PlaceholderSet:
     return tpl.PlaceholderSet(known, unavailable)
 
 
+def plugins_in(runtime: PluginRuntime, clinic_id: int) -> bool:
+    """Whether a plugin enabled in the clinic adds placeholders (a message's text may then need a plugin)."""
+    found = catalog(runtime)
+    if not found.by_name:
+        return False
+    enabled = set(runtime.enabled(clinic_id, include_open_circuits=True))
+    return any(p.source in enabled for p in found.by_name.values())
+
+
 def view(ctx: tpl.RenderContext, *, sample: bool = False) -> MessageView:
     return MessageView(
         clinic_id=ctx.clinic_id, language=ctx.language, channel=ctx.channel, kind=ctx.kind,

@@ -6,7 +6,8 @@ Everything here runs inside the caller's transaction:
   changes, moves, cancels or restores appointments. It computes, for every enabled appointment rule, which
   messages the appointment should have now, and brings the stored ones in line: new ones are queued, moved
   ones re-timed (their outbox item's ``available_at`` follows), unwanted ones cancelled. Messages already
-  handed to a vendor are never touched.
+  handed to a vendor are never touched. In a clinic without appointment rules it costs one query.
+* ``plan_many`` does the same for many appointments (a new or edited rule over the clinic's book).
 * ``plan_daily`` plans the date-based rules (birthdays, recalls, N days after services) for one clinic day.
 * ``event_rows`` plans the rules listening to an event (``lab.result_ready``, a plugin's own event); the
   caller writes their texts (``core.messaging.render``) and inserts them.
@@ -19,22 +20,32 @@ message at planning, with the reason.
 A message's ``dedupe_key`` is ``<rule or batch>:<appointment or occurrence>:<recipient>`` and unique, and
 inserts use ``ON CONFLICT DO NOTHING``: planning twice (a job run twice, a worker restarted) never makes a
 second message. The work is set-based (a few queries per call whatever the number of appointments) so the
-same code plans one booking or a hundred thousand.
+same code plans one booking or a hundred thousand: rows are plain tuples and dicts (no ORM objects), recipients,
+languages, templates and quiet hours are worked out once per patient or value, and messages and their outbox
+items are written by bulk statements (``insert_new``); bench/reminders.py plans 100,000 appointments.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import gc
+import json
+import operator
+import os
+import threading
+import time as clock
 import uuid
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import defaultdict, namedtuple
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import extract, insert, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import DateTime, String, Uuid, any_, bindparam, extract, insert, or_, type_coerce, update
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
 from core.clock import now
@@ -62,6 +73,12 @@ from core.models.patient import Patient, PatientEmail, PatientGuardian, PatientP
 CORE_PLUGIN = "core"  # the ``plugin`` of outbox items the core itself handles (see core.outbox.core_handlers)
 SEND_TOPIC = "core.message.send"
 SEND_MAX_ATTEMPTS = 20
+# Enum members read once: an enum member's attribute access costs in a loop of 100,000.
+QUEUED = MessageStatus.queued.value  # rows hold plain text: the bulk writers pass them to the driver as they are
+PENDING = OutboxStatus.pending.value
+_BEFORE_KINDS = frozenset({RuleKind.days_before.value, RuleKind.minutes_before.value, RuleKind.on_booking.value})
+_DAYS_BEFORE, _MINUTES_BEFORE = RuleKind.days_before.value, RuleKind.minutes_before.value
+_STATUS_CHANGED = RuleKind.status_changed.value
 CHUNK = 400
 
 # Reasons a message was not sent that planning itself decided; such a message may be planned again (the
@@ -123,19 +140,28 @@ class ClinicPlan:
     # kept across the chunks of one planning call (one transaction): patients' data and chosen recipients
     people: People | None = None
     recipients: dict[tuple[uuid.UUID, str], list[Recipient]] = field(default_factory=dict)
+    languages: dict[uuid.UUID | None, str] = field(default_factory=dict)
+    _templates: dict[tuple[str, str, str], MessageTemplate | None] = field(default_factory=dict)
+    _quiet: dict[datetime, datetime] = field(default_factory=dict)
+    _planned_at: dict[tuple[int, date], datetime] = field(default_factory=dict)
+    _rule_fields: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session, clinic_id: int, kinds: Iterable[str] | None = None,
              rule_ids: Iterable[int] | None = None) -> ClinicPlan | None:
-        clinic = session.get(Clinic, clinic_id)
-        if clinic is None:
-            return None
+        """The clinic's enabled rules (of these kinds / ids) and what planning them needs; None if there is no
+        such rule (or no such clinic)."""
         query = select(MessageRule).where(MessageRule.clinic_id == clinic_id, MessageRule.enabled == True)  # noqa: E712
         if kinds is not None:
             query = query.where(col(MessageRule.kind).in_(list(kinds)))
         if rule_ids is not None:
             query = query.where(col(MessageRule.id).in_(list(rule_ids)))
         rules = list(session.exec(query.order_by(col(MessageRule.id))).all())
+        if not rules:  # the usual booking in a clinic without such rules: this one query, nothing else
+            return None
+        clinic = session.get(Clinic, clinic_id)
+        if clinic is None:
+            return None
         return cls.build(session, clinic, rules)
 
     @classmethod
@@ -152,18 +178,24 @@ class ClinicPlan:
         return cls(clinic, tz, at, at.astimezone(tz).date(), rules, dict(templates), settings_of(session, clinic.id),
                    session.get(QuietHours, clinic.id))
 
-    def status_role(self, session: Session, code: str) -> str | None:
+    def status_role(self, session: Session | None, code: str) -> str | None:
         if self._status_roles is None:
             from core.scheduling.options import Options
+
+            if session is None:
+                raise RuntimeError("status roles not loaded (plan_many warms them before building rows)")
 
             assert self.clinic.id is not None
             self._status_roles = {o.code: o.role for o in Options(session, self.clinic.id).lists["status"]}
         return self._status_roles.get(code)
 
-    def day_type(self, session: Session, day: date) -> str:
+    def day_type(self, session: Session | None, day: date) -> str:
         """'working' or 'holiday' (public holiday, clinic day off, or a day without opening hours)."""
         if day not in self._day_open:
             from core.scheduling.calendar import ClinicCalendar
+
+            if session is None:
+                raise RuntimeError(f"day {day} not loaded (plan_many warms the days before building rows)")
 
             if self._calendar is None or not self._calendar_days[0] <= day <= self._calendar_days[1]:
                 first, last = day - timedelta(days=31), day + timedelta(days=62)
@@ -176,7 +208,37 @@ class ClinicPlan:
 
     def template(self, code: str, language: str, channel: str) -> MessageTemplate | None:
         """The template of ``code`` for the language and channel (``render.pick_template``)."""
-        return render.pick_template(self.templates.get(code) or [], language, channel, self.clinic.locale)
+        key = (code, language, channel)
+        if key not in self._templates:
+            self._templates[key] = render.pick_template(self.templates.get(code) or [], language, channel,
+                                                        self.clinic.locale)
+        return self._templates[key]
+
+    def rule_fields(self, rule: MessageRule) -> tuple[Any, ...]:
+        """(id, kind, params, filters, channel, template code) of a rule, read from the ORM object once."""
+        found = self._rule_fields.get(id(rule))
+        if found is None:
+            found = self._rule_fields[id(rule)] = (rule.id, str(rule.kind), rule.params or {}, rule.filters or {},
+                                                   rule.channel, rule.template_code)
+        return found
+
+    def send_time(self, at: datetime) -> datetime:
+        """``at`` (not before now), moved out of the quiet hours."""
+        found = self._quiet.get(at)
+        if found is None:
+            found = self._quiet[at] = out_of_quiet_hours(max(at, self.now), self.quiet, self.tz)
+        return found
+
+    def day_before_at(self, rule: MessageRule, day: date) -> datetime:
+        """When a ``days_before`` rule sends for an appointment on clinic day ``day``."""
+        assert rule.id is not None
+        key = (rule.id, day)
+        found = self._planned_at.get(key)
+        if found is None:
+            params = rule.params or {}
+            found = self._planned_at[key] = local_at(day - timedelta(days=int(params.get("days", 1))),
+                                                     parse_hhmm(params.get("at")), self.tz)
+        return found
 
 
 def settings_of(session: Session, clinic_id: int) -> MessagingSettings:
@@ -186,7 +248,7 @@ def settings_of(session: Session, clinic_id: int) -> MessagingSettings:
 # --- what a rule wants -------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Want:
     """One message a rule (or a manual sending) wants for one patient, before recipients are chosen."""
 
@@ -226,28 +288,34 @@ class People:
         ids = sorted({p for p in patient_ids if p not in people.patients}, key=str)
         doctor_ids = [d for d in set(doctor_ids) if d not in people.doctors]
         patient = Patient.__table__  # type: ignore[attr-defined]
-        for chunk in _chunks(ids, 900):
+        size = chunk_size(session)
+        for chunk in _chunks(ids, size):
             for p in session.execute(select(patient.c.id, patient.c.status, patient.c.given_name,
                                             patient.c.family_name, patient.c.birth_date, patient.c.preferred_channel,
-                                            patient.c.preferred_language).where(patient.c.id.in_(chunk))).all():
+                                            patient.c.preferred_language).where(
+                                                among(session, patient.c.id, chunk))).all():
                 people.patients[p.id] = p
             for patient_id, e164, kind in session.execute(
                     select(PatientPhone.patient_id, PatientPhone.e164, PatientPhone.kind)
-                    .where(col(PatientPhone.patient_id).in_(chunk)).order_by(col(PatientPhone.position))).all():
+                    .where(among(session, col(PatientPhone.patient_id), chunk))
+                    .order_by(col(PatientPhone.position))).all():
                 people.phones[patient_id].append((e164, kind))
             for patient_id, email in session.execute(
                     select(PatientEmail.patient_id, PatientEmail.email)
-                    .where(col(PatientEmail.patient_id).in_(chunk)).order_by(col(PatientEmail.position))).all():
+                    .where(among(session, col(PatientEmail.patient_id), chunk))
+                    .order_by(col(PatientEmail.position))).all():
                 people.emails[patient_id].append(email)
-            for g in session.exec(select(PatientGuardian).where(col(PatientGuardian.patient_id).in_(chunk))
+            for g in session.exec(select(PatientGuardian).where(among(session, col(PatientGuardian.patient_id), chunk))
                                   .order_by(col(PatientGuardian.name))).all():
                 people.guardians[g.patient_id].append(g)
             for patient_id, channel in session.execute(
-                    select(OptOut.patient_id, OptOut.channel).where(col(OptOut.patient_id).in_(chunk))).all():
+                    select(OptOut.patient_id, OptOut.channel)
+                    .where(among(session, col(OptOut.patient_id), chunk))).all():
                 people.opt_outs[patient_id].add(channel)
         doctors = sorted(set(doctor_ids))
-        for chunk in _chunks(doctors, 900):
-            for user_id, name in session.exec(select(User.id, User.name).where(col(User.id).in_(chunk))).all():
+        for chunk in _chunks(doctors, size):
+            for user_id, name in session.exec(select(User.id, User.name).where(
+                    among(session, col(User.id), chunk))).all():
                 people.doctors[user_id] = name
         return people
 
@@ -255,6 +323,45 @@ class People:
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def chunk_size(session: Session) -> int:
+    """How many keys one look-up takes (an array on PostgreSQL; SQLite has a limit on parameters)."""
+    return 10000 if _postgresql(session) else 900
+
+
+def among(session: Session, column: Any, values: Sequence[Any]) -> Any:
+    """``column IN values``; on PostgreSQL ``column = ANY(:array)``: one parameter instead of thousands, which
+    the driver would otherwise parse out of the statement one by one."""
+    if _postgresql(session):
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
+_random = bytearray()
+_random_lock = threading.Lock()
+
+
+def new_id() -> uuid.UUID:
+    """A random id whose first 48 bits are the time in milliseconds (UUID version 7, RFC 9562): rows inserted
+    together land next to each other in the primary-key index instead of all over it. The random bits come from
+    the operating system, drawn in blocks."""
+    global _random
+    with _random_lock:
+        if len(_random) < 10:
+            _random = bytearray(os.urandom(10 * 1024))
+        rand = int.from_bytes(_random[-10:], "big")
+        del _random[-10:]
+    value = ((clock.time_ns() // 1_000_000) << 80) | (0x7 << 76) | (((rand >> 62) & 0xFFF) << 64) | (0b10 << 62) \
+        | (rand & ((1 << 62) - 1))
+    made = object.__new__(uuid.UUID)  # what UUID(int=value) makes, without re-checking a value built valid
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
 
 
 def _recipients(plan: ClinicPlan, people: People, want: Want) -> list[Recipient]:
@@ -289,8 +396,18 @@ def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[
     """The message rows (as column dicts) the wants stand for, one per recipient."""
     rows = []
     at = plan.now
+    clinic_id = plan.clinic.id
     chosen = plan.recipients  # a patient's recipients, chosen once per channel choice
+    rules: dict[int, tuple[int | None, str | None]] = {}  # id(rule) -> (its id, its communication status)
     for want in wants:
+        rule = want.rule
+        if rule is None:
+            rule_id, communication = None, None
+        else:
+            found = rules.get(id(rule))
+            if found is None:
+                found = rules[id(rule)] = (rule.id, rule.set_communication_status)
+            rule_id, communication = found
         if want.patient_id is not None:
             key = (want.patient_id, want.channel)
             recipients = chosen.get(key)
@@ -298,19 +415,21 @@ def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[
                 recipients = chosen[key] = _recipients(plan, people, want)
         else:
             recipients = _recipients(plan, people, want)
+        language = plan.languages.get(want.patient_id)
+        if language is None:
+            language = plan.languages[want.patient_id] = _language(plan, people, want)
         for r in recipients:
-            language = _language(plan, people, want)
             key = f"{want.prefix}:{want.occurrence}:{r.key}"[:200]
-            message_id = uuid.uuid4()
+            message_id = new_id()
             row: dict[str, Any] = {
-                "id": message_id, "clinic_id": plan.clinic.id, "patient_id": want.patient_id,
+                "id": message_id, "clinic_id": clinic_id, "patient_id": want.patient_id,
                 "appointment_id": want.appointment.id if want.appointment is not None else None,
-                "rule_id": want.rule.id if want.rule else None, "batch_id": want.batch_id, "kind": want.kind,
+                "rule_id": rule_id, "batch_id": want.batch_id, "kind": want.kind,
                 "recipient_kind": r.kind, "guardian_id": r.guardian_id, "recipient_name": r.name[:200],
                 "address": r.address, "channel": r.channel, "language": language, "subject": "", "body": "",
-                "length": 0, "segments": 0, "encoding": "", "status": MessageStatus.queued, "error_code": None,
+                "length": 0, "segments": 0, "encoding": "", "status": QUEUED, "error_code": None,
                 "reason": None, "idempotency_key": message_id.hex, "dedupe_key": key,
-                "set_communication_status": want.rule.set_communication_status if want.rule else None,
+                "set_communication_status": communication,
                 "attempts": 0, "outbox_item_id": None, "planned_for": want.planned_for,
                 "expires_at": want.expires_at, "created_at": at, "updated_at": at, "finished_at": None,
             }
@@ -327,7 +446,7 @@ def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[
                     rows.append(row)
                     continue
                 row["language"] = template.language
-            planned = out_of_quiet_hours(max(want.planned_for, at), plan.quiet, plan.tz)
+            planned = plan.send_time(want.planned_for)
             row["planned_for"] = planned
             if want.expires_at is not None and planned >= want.expires_at:
                 reason = ("the quiet hours last until after the appointment starts" if planned != want.planned_for
@@ -338,14 +457,10 @@ def build_rows(plan: ClinicPlan, people: People, wants: Iterable[Want]) -> list[
 
 
 def _close(row: dict[str, Any], status: str, code: str | None, reason: str, at: datetime) -> None:
-    row["status"], row["error_code"], row["reason"], row["finished_at"] = status, code, reason[:1000], at
+    row["status"], row["error_code"], row["reason"], row["finished_at"] = str(status), code, reason[:1000], at
 
 
 # --- writing -----------------------------------------------------------------------------------------
-
-
-def _insert_builder(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def _outbox_row(message_id: uuid.UUID, item_id: uuid.UUID, clinic_id: int, channel: str, available_at: datetime,
@@ -356,42 +471,232 @@ def _outbox_row(message_id: uuid.UUID, item_id: uuid.UUID, clinic_id: int, chann
             "attempts": 0, "max_attempts": SEND_MAX_ATTEMPTS, "created_at": at}
 
 
+#: The columns of a planned message row (``build_rows``), in the order the bulk inserts use.
+MESSAGE_COLUMNS = ("id", "clinic_id", "patient_id", "appointment_id", "rule_id", "batch_id", "kind", "recipient_kind",
+                   "guardian_id", "recipient_name", "address", "channel", "language", "subject", "body", "length",
+                   "segments", "encoding", "status", "error_code", "reason", "idempotency_key", "dedupe_key",
+                   "set_communication_status", "attempts", "outbox_item_id", "planned_for", "expires_at",
+                   "created_at", "updated_at", "finished_at")
+OUTBOX_COLUMNS = ("id", "plugin", "topic", "payload", "clinic_id", "status", "available_at", "attempts",
+                  "max_attempts", "created_at")
+INSERT_CHUNK = 10000
+OVERLAP_INSERTS = True  # plan_many on PostgreSQL: insert one batch while building the next (bench/reminders.py)
+
+
 def insert_new(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Insert message rows whose dedupe key is new (others are skipped) and queue the sendable ones.
-    Returns the rows actually inserted."""
-    if not rows:
-        return []
-    table = Message.__table__  # type: ignore[attr-defined]
-    # One compiled statement run as the driver's executemany (psycopg pipelines it; with RETURNING SQLAlchemy
-    # would build huge multi-row statements that psycopg re-parses batch by batch). A conflicting dedupe key
-    # is skipped; every row has a fresh id, so the ids found afterwards are the rows inserted here.
-    statement = _insert_builder(session)(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    for row in rows:
-        if row["status"] == MessageStatus.queued:
-            row["outbox_item_id"] = uuid.uuid4()
-    connection = session.connection()
-    inserted: set[uuid.UUID] = set()
-    for chunk in _chunks(rows, 5000):
-        connection.execute(statement, list(chunk))
-        ids = [r["id"] for r in chunk]
-        for part in _chunks(ids, 1000):
-            inserted.update(connection.execute(select(table.c.id).where(table.c.id.in_(part))).scalars())
-    fresh = [r for r in rows if r["id"] in inserted]
-    queue_rows(session, fresh)
+    """Insert message rows whose dedupe key is new (others are skipped: planned before, or by a concurrent
+    transaction) and queue an outbox item for each sendable one, in the session's transaction. Returns the rows
+    actually inserted (``insert_count`` when the number is enough)."""
+    fresh = _insert(session, rows, True)
+    assert isinstance(fresh, list)
     return fresh
 
 
-def queue_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    at = now()
-    items = [_outbox_row(r["id"], r["outbox_item_id"], r["clinic_id"], r["channel"], r["planned_for"], at)
-             for r in rows if r["status"] == MessageStatus.queued and r.get("outbox_item_id")]
-    if not items:
-        return
-    connection = session.connection()
-    statement = insert(OutboxItem.__table__)  # type: ignore[attr-defined]
-    for chunk in _chunks(items, 5000):
-        connection.execute(statement, list(chunk))
+def insert_count(session: Session, rows: list[dict[str, Any]]) -> int:
+    """``insert_new``, returning how many rows were inserted."""
+    count = _insert(session, rows, False)
+    return count if isinstance(count, int) else len(count)
 
+
+def _insert(session: Session, rows: list[dict[str, Any]], want_rows: bool) -> list[dict[str, Any]] | int:
+    """Bulk statements without ORM or per-row SQLAlchemy processing, since a rule may plan a hundred thousand
+    messages in one go. PostgreSQL: one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` per chunk (from
+    ``unnest`` of arrays, or for many rows from a temporary table filled by ``COPY``) that also inserts the outbox
+    items of the rows it inserted (a data-modifying CTE). SQLite: two ``executemany`` (values converted by the
+    columns' own bind processors, once per distinct datetime), whose row count tells whether a dedupe key was
+    taken."""
+    staged = _staged(rows)
+    if not staged:
+        return [] if want_rows else 0
+    session.flush()
+    return _write(session.connection(), staged, now(), want_rows)
+
+
+def _staged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows to insert: one per dedupe key (the first, as ON CONFLICT would), sendable ones with the id of
+    their outbox item."""
+    unique: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(row["dedupe_key"], row)
+        if row["status"] == QUEUED and row.get("outbox_item_id") is None:
+            row["outbox_item_id"] = new_id()
+    return list(unique.values())
+
+
+def _write(connection: Any, rows: list[dict[str, Any]], at: datetime, want_rows: bool) -> list[dict[str, Any]] | int:
+    """Insert staged rows on the connection's DBAPI connection (no use of the ORM session)."""
+    insert = _insert_postgresql if connection.dialect.name == "postgresql" else _insert_sqlite
+    fresh: list[dict[str, Any]] = []
+    count = 0
+    for chunk in _chunks(rows, INSERT_CHUNK):
+        done = insert(connection, list(chunk), at, want_rows)
+        if isinstance(done, int):
+            count += done
+        else:
+            fresh.extend(done)
+            count += len(done)
+    return fresh if want_rows else count
+
+
+_PG_TYPES = {"id": "uuid", "clinic_id": "int", "patient_id": "uuid", "appointment_id": "int", "rule_id": "int",
+             "batch_id": "uuid", "guardian_id": "uuid", "length": "int", "segments": "int", "attempts": "int",
+             "outbox_item_id": "uuid", "planned_for": "timestamptz", "expires_at": "timestamptz",
+             "created_at": "timestamptz", "updated_at": "timestamptz", "finished_at": "timestamptz"}
+_PG_RETURNING = "RETURNING id, clinic_id, outbox_item_id, channel, planned_for"
+_PG_OUTBOX = f"""
+, box AS (
+    INSERT INTO core_outbox ({", ".join(OUTBOX_COLUMNS)})
+    SELECT outbox_item_id, '{CORE_PLUGIN}', '{SEND_TOPIC}',
+           json_build_object('message_id', id::text, 'channel', channel), clinic_id, '{PENDING}',
+           planned_for, 0, {SEND_MAX_ATTEMPTS}, %(now)s::timestamptz
+    FROM ins WHERE outbox_item_id IS NOT NULL
+)
+"""
+_PG_UNNEST = f"""
+WITH ins AS (
+    INSERT INTO core_message ({", ".join(MESSAGE_COLUMNS)})
+    SELECT {", ".join(MESSAGE_COLUMNS)}
+    FROM unnest({", ".join(f"%({c})s::{_PG_TYPES.get(c, 'text')}[]" for c in MESSAGE_COLUMNS)})
+         AS s({", ".join(MESSAGE_COLUMNS)})
+    ON CONFLICT (dedupe_key) DO NOTHING
+    {_PG_RETURNING}
+){_PG_OUTBOX}"""
+_PG_STAGE = "praxis_planned_message"
+#: Columns often alike in every row of a planning call: sent once as parameters instead of in every COPY row.
+_PG_ALIKE = ("clinic_id", "rule_id", "batch_id", "kind", "subject", "body", "length", "segments", "encoding",
+             "status", "error_code", "reason", "set_communication_status", "attempts", "created_at", "updated_at",
+             "finished_at")
+COPY_FROM = 500  # from this many rows on, PostgreSQL gets them by COPY (arrays are dumped value by value in Python)
+
+
+def _insert_postgresql(connection: Any, rows: list[dict[str, Any]], at: datetime,
+                       want_rows: bool) -> list[dict[str, Any]] | int:
+    tail = "SELECT id FROM ins" if want_rows else "SELECT count(*) FROM ins"
+    cursor = connection.connection.cursor()  # the session's connection, inside its transaction
+    try:
+        if len(rows) < COPY_FROM:
+            params: dict[str, Any] = {c: [r[c] for r in rows] for c in MESSAGE_COLUMNS}
+            for name in ("status", "kind"):  # enum members as their text
+                params[name] = [str(v) for v in params[name]]
+            params["now"] = at
+            cursor.execute(_PG_UNNEST + tail, params)
+        else:  # a temporary table of this transaction (no NOT NULLs: alike columns stay out) filled by COPY
+            first = rows[0]
+            alike = [c for c in _PG_ALIKE if all(r[c] == first[c] for r in rows)]
+            staged = [c for c in MESSAGE_COLUMNS if c not in alike]
+            params = {f"v_{c}": str(first[c]) if c in ("status", "kind") else first[c] for c in alike}
+            params["now"] = at
+            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_PG_STAGE} ON COMMIT DROP "
+                           "AS SELECT * FROM core_message WITH NO DATA")
+            texts = [staged.index(c) for c in ("status", "kind") if c in staged]
+            get = operator.itemgetter(*staged)
+            with cursor.copy(f"COPY {_PG_STAGE} ({', '.join(staged)}) FROM STDIN") as copy:
+                for row in rows:
+                    values = list(get(row))
+                    for i in texts:
+                        values[i] = str(values[i])  # enum members as their text
+                    copy.write_row(values)
+            chosen = ", ".join(f"%(v_{c})s::{_PG_TYPES.get(c, 'text')}" if c in alike else c for c in MESSAGE_COLUMNS)
+            cursor.execute(f"WITH ins AS (INSERT INTO core_message ({', '.join(MESSAGE_COLUMNS)}) "
+                           f"SELECT {chosen} FROM {_PG_STAGE} ON CONFLICT (dedupe_key) DO NOTHING {_PG_RETURNING})"
+                           f"{_PG_OUTBOX}{tail}", params)
+        found = cursor.fetchall()
+        if len(rows) >= COPY_FROM:
+            cursor.execute(f"DELETE FROM {_PG_STAGE}")
+    finally:
+        cursor.close()
+    if not want_rows:
+        return int(found[0][0])
+    inserted = {row_id for (row_id,) in found}
+    return [r for r in rows if r["id"] in inserted]
+
+
+_SQLITE_MESSAGE = (f"INSERT INTO core_message ({', '.join(MESSAGE_COLUMNS)}) VALUES "
+                   f"({', '.join('?' for _ in MESSAGE_COLUMNS)}) ON CONFLICT (dedupe_key) DO NOTHING")
+_SQLITE_OUTBOX = (f"INSERT INTO core_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES "
+                  f"({', '.join('?' for _ in OUTBOX_COLUMNS)})")
+
+
+def _bind(table: Any, columns: Sequence[str], dialect: Any) -> list[tuple[int, Any]]:
+    """(position, bind processor) of the columns whose values the driver cannot take as they are; datetimes
+    are memoised (many messages share a planned time)."""
+    out = []
+    for i, name in enumerate(columns):
+        kind = table.c[name].type
+        process = kind._cached_bind_processor(dialect)
+        if process is None:
+            continue
+        if isinstance(getattr(kind, "impl_instance", kind), DateTime):
+            process = _memo(_sqlite_datetime if dialect.name == "sqlite" else process)
+        elif isinstance(kind, Uuid) and dialect.name == "sqlite":
+            process = _hex
+        out.append((i, process))
+    return out
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    """What SQLAlchemy stores for an aware datetime on SQLite (UTC wall time, always with microseconds),
+    written by the C ``isoformat``."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: use core.clock.now() or an aware UTC datetime")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_hex = operator.attrgetter("hex")
+
+
+def _memo(process: Any) -> Any:
+    seen: dict[Any, Any] = {}
+
+    def cached(value: Any) -> Any:
+        found = seen.get(value)
+        if found is None:
+            found = seen[value] = process(value)
+        return found
+    return cached
+
+
+def _tuples(rows: Iterable[Sequence[Any]], processors: list[tuple[int, Any]]) -> list[list[Any]]:
+    out = []
+    for values in rows:
+        values = list(values)
+        for i, process in processors:
+            value = values[i]
+            if value is not None:
+                values[i] = process(value)
+        out.append(values)
+    return out
+
+
+def _insert_sqlite(connection: Any, rows: list[dict[str, Any]], at: datetime,
+                   want_rows: bool) -> list[dict[str, Any]] | int:
+    dialect = connection.dialect
+    message_table, outbox_table = Message.__table__, OutboxItem.__table__  # type: ignore[attr-defined]
+    processors = _bind(message_table, MESSAGE_COLUMNS, dialect)
+    values = _tuples(map(operator.itemgetter(*MESSAGE_COLUMNS), rows), processors)
+    cursor = connection.connection.cursor()  # the session's connection, inside its transaction
+    try:
+        cursor.executemany(_SQLITE_MESSAGE, values)
+        if cursor.rowcount == len(rows):
+            fresh = rows
+        else:  # some dedupe keys were taken: the rows inserted are those whose (fresh) id is now stored
+            ids = [r["id"].hex for r in rows]
+            stored: set[str] = set()
+            for part in _chunks(ids, 900):
+                cursor.execute(f"SELECT id FROM core_message WHERE id IN ({', '.join('?' for _ in part)})", part)
+                stored.update(found for (found,) in cursor.fetchall())
+            fresh = [r for r in rows if r["id"].hex in stored]
+        items = [(r["outbox_item_id"], CORE_PLUGIN, SEND_TOPIC,
+                  f'{{"message_id": "{r["id"]}", "channel": {json.dumps(r["channel"])}}}', r["clinic_id"],
+                  PENDING, r["planned_for"], 0, SEND_MAX_ATTEMPTS, at)
+                 for r in fresh if r["outbox_item_id"] is not None]
+        if items:
+            processors = [(i, p) for i, p in _bind(outbox_table, OUTBOX_COLUMNS, dialect)
+                          if OUTBOX_COLUMNS[i] != "payload"]  # the payload is JSON text already
+            cursor.executemany(_SQLITE_OUTBOX, _tuples(items, processors))
+    finally:
+        cursor.close()
+    return fresh if want_rows else len(fresh)
 
 def requeue(session: Session, message: Message, available_at: datetime) -> uuid.UUID:
     """Give ``message`` a fresh outbox item due at ``available_at`` (the caller updates the row)."""
@@ -431,8 +736,7 @@ def _done_like(role: str | None) -> bool:
 def appointment_wants(session: Session, plan: ClinicPlan, appt: Appointment, change: AppointmentChange,
                       rule: MessageRule) -> tuple[list[Want], str | None]:
     """What ``rule`` wants for ``appt`` now, or ([], why not) for the messages it had."""
-    params, filters = rule.params or {}, rule.filters or {}
-    kind = rule.kind
+    rule_id, kind, params, filters, channel, template_code = plan.rule_fields(rule)
     if appt.deleted_at is not None:
         return [], "appointment_inactive"
     if filters.get("doctor_ids") and appt.doctor_id not in filters["doctor_ids"]:
@@ -441,18 +745,17 @@ def appointment_wants(session: Session, plan: ClinicPlan, appt: Appointment, cha
         return [], "filtered"
     start = appt.start_at
     expires: datetime | None = None
-    if kind in (RuleKind.days_before, RuleKind.minutes_before, RuleKind.on_booking):
+    if kind in _BEFORE_KINDS:
         if not appt.active:
             return [], "appointment_inactive"
         if start <= plan.now:
             return [], "too_late"
         expires = start
-        if kind == RuleKind.days_before:
-            day = start.astimezone(plan.tz).date() - timedelta(days=int(params.get("days", 1)))
-            planned = local_at(day, parse_hhmm(params.get("at")), plan.tz)
+        if kind == _DAYS_BEFORE:
+            planned = plan.day_before_at(rule, start.astimezone(plan.tz).date())
             if planned >= start:
                 return [], "too_late"
-        elif kind == RuleKind.minutes_before:
+        elif kind == _MINUTES_BEFORE:
             planned = start - timedelta(minutes=int(params.get("minutes", 60)))
         else:
             if not change.created:
@@ -460,7 +763,7 @@ def appointment_wants(session: Session, plan: ClinicPlan, appt: Appointment, cha
             planned = plan.now + timedelta(minutes=int(params.get("delay_minutes", 0)))
     else:  # status_changed, post_treatment
         role = plan.status_role(session, appt.status)
-        if kind == RuleKind.status_changed:
+        if kind == _STATUS_CHANGED:
             matches = appt.status == params.get("status")
         else:
             matches = _done_like(role) and (not params.get("type_codes") or appt.type_code in params["type_codes"])
@@ -476,73 +779,229 @@ def appointment_wants(session: Session, plan: ClinicPlan, appt: Appointment, cha
         created_day = appt.created_at.astimezone(plan.tz).date()
         if created_day != max(planned, plan.now).astimezone(plan.tz).date():
             return [], "filtered"
-    return [Want(prefix=f"r{rule.id}", occurrence=f"a{appt.id}", kind=kind, planned_for=planned, rule=rule,
-                 patient_id=appt.patient_id, appointment=appt, expires_at=expires, channel=rule.channel,
-                 template_code=rule.template_code)], None
+    return [Want(prefix=f"r{rule_id}", occurrence=f"a{appt.id}", kind=kind, planned_for=planned, rule=rule,
+                 patient_id=appt.patient_id, appointment=appt, expires_at=expires, channel=channel,
+                 template_code=template_code)], None
+
+
+#: The appointment columns planning reads (``appointment_rows``).
+APPOINTMENT_COLUMNS = ("id", "clinic_id", "patient_id", "doctor_id", "start_at", "status", "active", "deleted_at",
+                       "type_code", "created_at", "status_changed_at", "new_patient_phone", "new_patient_name")
+
+
+AppointmentRow = namedtuple("AppointmentRow", APPOINTMENT_COLUMNS)  # type: ignore[misc]
+_UUIDS = ("patient_id",)
+_DATETIMES = ("start_at", "deleted_at", "created_at", "status_changed_at")
+
+
+def appointment_rows(session: Session, *conditions: Any) -> list[Any]:
+    """Appointments as plain rows of ``APPOINTMENT_COLUMNS`` (no ORM objects), ordered by start.
+
+    UUIDs and datetimes are read as the driver gives them and converted here (datetimes with the C
+    ``fromisoformat``, ids once per distinct value): SQLAlchemy's own conversion of a hundred thousand rows
+    (a regular expression per SQLite datetime) costs more than the rest of the planning of a row."""
+    table = Appointment.__table__  # type: ignore[attr-defined]
+    raw = set(_UUIDS) | set(_DATETIMES)
+    columns = [type_coerce(table.c[c], String) if c in raw else table.c[c] for c in APPOINTMENT_COLUMNS]
+    rows = session.execute(select(*columns).where(*conditions).order_by(table.c.start_at, table.c.id)).all()
+    ids: dict[Any, uuid.UUID] = {}
+    times: dict[Any, datetime] = {}  # created / changed times repeat (bulk bookings, series)
+    at_uuid = [APPOINTMENT_COLUMNS.index(c) for c in _UUIDS]
+    at_datetime = [APPOINTMENT_COLUMNS.index(c) for c in _DATETIMES]
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in at_uuid:
+            value = values[i]
+            if value is not None and not isinstance(value, uuid.UUID):
+                found = ids.get(value)
+                if found is None:
+                    found = ids[value] = uuid.UUID(value)
+                values[i] = found
+        for i in at_datetime:
+            value = values[i]
+            if value is not None:
+                found = times.get(value)
+                if found is None:
+                    found = times[value] = _utc(value)
+                values[i] = found
+        if not isinstance(values[6], bool):  # active: SQLite gives 0 / 1
+            values[6] = bool(values[6])
+        out.append(AppointmentRow._make(values))
+    return out
+
+
+def _utc(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite: UTC wall time as text
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass
+class _Batch:
+    """One batch of appointments being planned: what the rules want, and the messages they have."""
+
+    wants: list[Want]
+    why_not: dict[tuple[int, int], str | None]  # (rule, appointment) -> why its messages are unwanted
+    people: People
+    existing: dict[str, Message]
+    by_scope: dict[tuple[int, int], list[Message]]
+
+
+def _wants(session: Session | None, plan: ClinicPlan, changes: dict[int, AppointmentChange],
+           appointments: dict[int, Any]) -> tuple[list[Want], dict[tuple[int, int], str | None]]:
+    """What the rules want for these appointments. Reads nothing with ``session=None`` (caches warmed)."""
+    wants: list[Want] = []
+    why_not: dict[tuple[int, int], str | None] = {}
+    for appt_id, appt in appointments.items():
+        for rule in plan.rules:
+            found, reason = appointment_wants(session, plan, appt, changes[appt_id], rule)  # type: ignore[arg-type]
+            assert rule.id is not None
+            if found:
+                wants.extend(found)
+            else:
+                why_not[(rule.id, appt_id)] = reason
+    return wants, why_not
+
+
+def _stored(session: Session, plan: ClinicPlan, appointment_ids: Sequence[int]
+            ) -> tuple[dict[str, Message], dict[tuple[int, int], list[Message]]]:
+    """The rules' stored messages for these appointments: by dedupe key, and by (rule, appointment)."""
+    existing: dict[str, Message] = {}
+    by_scope: dict[tuple[int, int], list[Message]] = defaultdict(list)
+    rule_ids = {r.id for r in plan.rules}
+    for chunk in _chunks(list(appointment_ids), chunk_size(session)):
+        # by appointment only (its index): "AND rule_id IN" let SQLite walk the rule's index instead, i.e. every
+        # message the rule has, once per chunk
+        for m in session.exec(select(Message).where(among(session, col(Message.appointment_id), chunk))).all():
+            if m.rule_id not in rule_ids:
+                continue
+            existing[m.dedupe_key] = m
+            assert m.rule_id is not None and m.appointment_id is not None
+            by_scope[(m.rule_id, m.appointment_id)].append(m)
+    return existing, by_scope
+
+
+def _apply(session: Session, batch: _Batch, desired: list[dict[str, Any]], counts: dict[str, int]
+           ) -> list[dict[str, Any]]:
+    """Re-time or cancel the stored messages of a batch; returns the rows to insert."""
+    fresh = []
+    wanted_keys = set()
+    for row in desired:
+        wanted_keys.add(row["dedupe_key"])
+        old = batch.existing.get(row["dedupe_key"])
+        if old is None:
+            fresh.append(row)
+        elif _rewrite(session, old, row):
+            counts["updated"] += 1
+    for (rule_id, appt_id), reason in batch.why_not.items():
+        if reason is None:
+            continue
+        for m in batch.by_scope.get((rule_id, appt_id), ()):
+            if cancel_open(session, m, reason, _REASONS.get(reason, reason)):
+                counts["cancelled"] += 1
+    for scope, messages in batch.by_scope.items():  # recipients that are no longer wanted (guardian removed...)
+        if scope in batch.why_not:
+            continue
+        for m in messages:
+            if m.dedupe_key not in wanted_keys and cancel_open(session, m, "filtered", "no longer a recipient"):
+                counts["cancelled"] += 1
+    return fresh
 
 
 def plan_appointments(session: Session, clinic_id: int, changes: dict[int, AppointmentChange],
-                      plan: ClinicPlan | None = None) -> dict[str, int]:
+                      plan: ClinicPlan | None = None, rows: Sequence[Any] | None = None) -> dict[str, int]:
     """Bring the messages of the appointment rules in line with these appointments (in the caller's
-    transaction). Returns counts: created, updated, cancelled."""
+    transaction). ``rows`` may give the appointments already read (``appointment_rows``). Returns counts:
+    created, updated, cancelled."""
     counts = {"created": 0, "updated": 0, "cancelled": 0}
     if not changes:
         return counts
     plan = plan or ClinicPlan.load(session, clinic_id, kinds=APPOINTMENT_KINDS)
     if plan is None or not plan.rules:
         return counts
-    ids = sorted(changes)
-    appointments: dict[int, Any] = {}  # rows with Appointment's columns
     table = Appointment.__table__  # type: ignore[attr-defined]
     session.flush()
-    for chunk in _chunks(ids, 900):
-        for a in session.execute(select(table).where(table.c.id.in_(chunk), table.c.clinic_id == clinic_id)).all():
-            appointments[a.id] = a
-    wants: list[Want] = []
-    why_not: dict[tuple[int, int], str | None] = {}  # (rule, appointment) -> reason its messages are unwanted
-    for appt_id, appt in appointments.items():
-        for rule in plan.rules:
-            found, reason = appointment_wants(session, plan, appt, changes[appt_id], rule)
-            assert rule.id is not None
-            if found:
-                wants.extend(found)
-            else:
-                why_not[(rule.id, appt_id)] = reason
+    if rows is None:
+        rows = []
+        for chunk in _chunks(sorted(changes), chunk_size(session)):
+            rows.extend(appointment_rows(session, among(session, table.c.id, chunk), table.c.clinic_id == clinic_id))
+    appointments: dict[int, Any] = {a.id: a for a in rows if a.id in changes and a.clinic_id == clinic_id}
+    wants, why_not = _wants(session, plan, changes, appointments)
     people = plan.people = People.load(session, [a.patient_id for a in appointments.values() if a.patient_id],
                                        [a.doctor_id for a in appointments.values()], into=plan.people)
-    desired = build_rows(plan, people, wants)
-    existing: dict[str, Message] = {}
-    by_scope: dict[tuple[int, int], list[Message]] = defaultdict(list)
-    rule_ids = [r.id for r in plan.rules]
-    for chunk in _chunks(list(appointments), 900):
-        for m in session.exec(select(Message).where(col(Message.appointment_id).in_(chunk),
-                                                    col(Message.rule_id).in_(rule_ids))).all():
-            existing[m.dedupe_key] = m
-            assert m.rule_id is not None and m.appointment_id is not None
-            by_scope[(m.rule_id, m.appointment_id)].append(m)
-    fresh = []
-    wanted_keys = set()
-    for row in desired:
-        wanted_keys.add(row["dedupe_key"])
-        old = existing.get(row["dedupe_key"])
-        if old is None:
-            fresh.append(row)
-        elif _rewrite(session, old, row):
-            counts["updated"] += 1
-    counts["created"] = len(insert_new(session, fresh))
-    for (rule_id, appt_id), reason in why_not.items():
-        if reason is None:
-            continue
-        for m in by_scope.get((rule_id, appt_id), ()):
-            if cancel_open(session, m, reason, _REASONS.get(reason, reason)):
-                counts["cancelled"] += 1
-    for scope, messages in by_scope.items():  # recipients that are no longer wanted (guardian removed...)
-        if scope in why_not:
-            continue
-        for m in messages:
-            if m.dedupe_key not in wanted_keys and cancel_open(session, m, "filtered", "no longer a recipient"):
-                counts["cancelled"] += 1
+    batch = _Batch(wants, why_not, people, *_stored(session, plan, list(appointments)))
+    fresh = _apply(session, batch, build_rows(plan, people, wants), counts)
+    counts["created"] = insert_count(session, fresh)
     return counts
+
+
+def plan_many(session: Session, plan: ClinicPlan, rows: Sequence[Any], size: int = 5000) -> dict[str, int]:
+    """``plan_appointments`` for many appointments (``appointment_rows``), in batches of ``size``, in the caller's
+    transaction. Patients and the caches the rules need are read first; then, on PostgreSQL, the server's work on
+    inserting one batch overlaps with building the next batch's rows: a single helper thread runs the inserts on
+    the transaction's connection, and this thread touches the session only while the helper is idle (building
+    rows reads nothing). Returns counts: created, updated, cancelled."""
+    counts = {"created": 0, "updated": 0, "cancelled": 0}
+    batches = [rows[i:i + size] for i in range(0, len(rows), size)]
+    if not batches or not plan.rules:
+        return counts
+    assert plan.clinic.id is not None
+    session.flush()
+    plan.people = People.load(session, [a.patient_id for a in rows if a.patient_id], [a.doctor_id for a in rows],
+                              into=plan.people)
+    plan.status_role(session, "")  # warm the caches building rows would otherwise fill from the database
+    if any((r.filters or {}).get("day_type") for r in plan.rules):
+        for day in sorted({a.start_at.astimezone(plan.tz).date() for a in rows}):
+            plan.day_type(session, day)
+    connection = session.connection()
+    at = now()
+    # PostgreSQL inserts in its own process, so its work can overlap with ours; SQLite's executemany would only
+    # compete with this thread for the interpreter (measured: no gain, more CPU).
+    overlap = OVERLAP_INSERTS and connection.dialect.name == "postgresql"
+    clinic_id = plan.clinic.id
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="messaging-insert") as helper:
+        writing: concurrent.futures.Future[Any] | None = None
+        try:
+            stored = _stored(session, plan, [a.id for a in batches[0]])
+            for k, batch in enumerate(batches):
+                # while the helper inserts the previous batch: nothing here may use the session
+                changes = {a.id: AppointmentChange() for a in batch}
+                wants, why_not = _wants(None, plan, changes, {a.id: a for a in batch if a.clinic_id == clinic_id})
+                desired = build_rows(plan, plan.people, wants)
+                if writing is not None:
+                    counts["created"] += writing.result()
+                    writing = None
+                fresh = _apply(session, _Batch(wants, why_not, plan.people, *stored), desired, counts)
+                if k + 1 < len(batches):
+                    stored = _stored(session, plan, [a.id for a in batches[k + 1]])
+                session.flush()
+                staged = _staged(fresh)
+                if staged and overlap:
+                    writing = helper.submit(_write, connection, staged, at, False)
+                elif staged:
+                    counts["created"] += _write(connection, staged, at, False)
+            if writing is not None:
+                counts["created"] += writing.result()
+                writing = None
+        finally:
+            if writing is not None:  # an error here: let the insert finish before the caller rolls back
+                concurrent.futures.wait([writing])
+    return counts
+
+
+@contextmanager
+def without_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector around bulk planning: it would walk every object of the process again
+    and again while a hundred thousand rows that stay alive are made (about 2 s of 11 in bench/reminders.py);
+    they make no reference cycles, and it runs again right after."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 _REASONS = {
@@ -704,7 +1163,7 @@ def plan_daily(session: Session, clinic_id: int, day: date, rule_ids: Iterable[i
         return 0
     wants = daily_wants(session, plan, day)
     people = People.load(session, [w.patient_id for w in wants if w.patient_id])
-    return len(insert_new(session, build_rows(plan, people, wants)))
+    return insert_count(session, build_rows(plan, people, wants))
 
 
 # --- events and manual sendings ------------------------------------------------------------------------

@@ -69,10 +69,10 @@ def check_phone(e164: str, country: str) -> tuple[str | None, str | None]:
         number = phonenumbers.parse(e164, (country or "").upper() or None)
     except phonenumbers.NumberParseException as exc:
         return None, f"the phone number {e164!r} cannot be read: {exc}"
-    if not phonenumbers.is_valid_number(number):
+    kind = phonenumbers.number_type(number)  # UNKNOWN exactly when is_valid_number says no (one look-up, not two)
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         region = phonenumbers.region_code_for_number(number) or country or "?"
         return None, f"the phone number {e164} is not a valid number ({region})"
-    kind = phonenumbers.number_type(number)
     if kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.TOLL_FREE,
                 phonenumbers.PhoneNumberType.PREMIUM_RATE, phonenumbers.PhoneNumberType.SHARED_COST):
         return None, f"the phone number {e164} is a landline or service number and cannot receive SMS"

@@ -7,11 +7,14 @@ any transaction (a plugin disabled meanwhile fails the message with a readable r
 Messages of event rules are written when the event is planned, since the event's data lives only then.
 
 Writing is two steps so that no plugin is called while a transaction is open: ``load`` reads what the texts
-need in a few queries (whatever the number of messages), ``write`` fills the templates.
+need in a few queries (whatever the number of messages; ``load_one``: one query for a message going out),
+``write`` fills the templates. Where no plugin enabled in the clinic adds placeholders, the sender writes the
+text inside its own transaction (``defer_plugins`` guards against a plugin switched on meanwhile).
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
 from core.messaging import placeholders, segments
@@ -135,29 +139,37 @@ def load(session: Session, drafts: Sequence[Any],
     found = Sources(list(drafts), events=events or {})
     if not drafts:
         return found
-    for clinic_id in {d.clinic_id for d in drafts}:
-        clinic = session.get(Clinic, clinic_id)
-        if clinic is not None:
-            session.expunge(clinic)
-            found.clinics[clinic_id] = clinic
-            settings = session.get(MessagingSettings, clinic_id)
-            found.links[clinic_id] = settings.link if settings is not None else ""
+    # a handful of queries whatever the number of drafts (one message going out: five)
+    clinic_ids = sorted({d.clinic_id for d in drafts})
+    for clinic, link in session.exec(select(Clinic, MessagingSettings.link)
+                                     .outerjoin(MessagingSettings, col(MessagingSettings.clinic_id) == Clinic.id)
+                                     .where(col(Clinic.id).in_(clinic_ids))).all():
+        assert clinic.id is not None
+        session.expunge(clinic)
+        found.clinics[clinic.id] = clinic
+        found.links[clinic.id] = link or ""
     rule_ids = sorted({d.rule_id for d in drafts if d.rule_id is not None})
-    for chunk in _chunks(rule_ids):
-        for rule in session.exec(select(MessageRule).where(col(MessageRule.id).in_(chunk))).all():
+    for chunk in _chunks(rule_ids):  # with their templates
+        for rule, template in session.exec(select(MessageRule, MessageTemplate).outerjoin(
+                MessageTemplate, and_(MessageTemplate.clinic_id == MessageRule.clinic_id,
+                                      MessageTemplate.code == MessageRule.template_code))
+                .where(col(MessageRule.id).in_(chunk))).all():
             assert rule.id is not None
             found.rules[rule.id] = rule
+            templates = found.templates.setdefault((rule.clinic_id, rule.template_code), [])
+            if template is not None and template not in templates:
+                templates.append(template)
     batch_ids = sorted({d.batch_id for d in drafts if d.batch_id is not None}, key=str)
-    for chunk in _chunks(batch_ids):
-        for batch_id, filters in session.exec(select(MessageBatch.id, MessageBatch.filters)
-                                              .where(col(MessageBatch.id).in_(chunk))).all():
-            found.batches[batch_id] = dict(filters or {})
-    codes: dict[int, set[str]] = defaultdict(set)
+    request = MessageBatch.__table__.c.filters  # type: ignore[attr-defined]
+    for chunk in _chunks(batch_ids):  # the three texts only: the request also lists up to 20,000 patients
+        for batch_id, code, body, subject in session.execute(
+                select(MessageBatch.id, request["template_code"].as_string(), request["body"].as_string(),
+                       request["subject"].as_string()).where(col(MessageBatch.id).in_(chunk))).all():
+            found.batches[batch_id] = {"template_code": code, "body": body, "subject": subject}
+    codes: dict[int, set[str]] = defaultdict(set)  # manual sendings' templates
     for d in drafts:
-        rule = found.rules.get(d.rule_id) if d.rule_id is not None else None
-        code = rule.template_code if rule is not None else \
-            found.batches.get(d.batch_id, {}).get("template_code") if d.batch_id is not None else None
-        if code:
+        code = found.batches.get(d.batch_id, {}).get("template_code") if d.batch_id is not None else None
+        if code and (d.clinic_id, code) not in found.templates:
             codes[d.clinic_id].add(code)
     for clinic_id, wanted in codes.items():
         for t in session.exec(select(MessageTemplate).where(MessageTemplate.clinic_id == clinic_id,
@@ -169,17 +181,81 @@ def load(session: Session, drafts: Sequence[Any],
                                                .where(col(Patient.id).in_(chunk))).all():
             found.patients[pid] = (given or "", family or "")
     appointment_ids = sorted({d.appointment_id for d in drafts if d.appointment_id is not None})
-    for chunk in _chunks(appointment_ids):
-        for aid, start, doctor, new_name in session.exec(
-                select(Appointment.id, Appointment.start_at, Appointment.doctor_id, Appointment.new_patient_name)
+    for chunk in _chunks(appointment_ids):  # with their doctors' names
+        for aid, start, doctor, new_name, doctor_name in session.exec(
+                select(Appointment.id, Appointment.start_at, Appointment.doctor_id, Appointment.new_patient_name,
+                       User.name).outerjoin(User, col(User.id) == Appointment.doctor_id)
                 .where(col(Appointment.id).in_(chunk))).all():
             assert aid is not None
             found.appointments[aid] = (start, doctor, new_name)
-    doctor_ids = sorted({a[1] for a in found.appointments.values()})
-    for chunk in _chunks(doctor_ids):
-        for uid, name in session.exec(select(User.id, User.name).where(col(User.id).in_(chunk))).all():
-            assert uid is not None
-            found.doctors[uid] = name
+            if doctor_name is not None:
+                found.doctors[doctor] = doctor_name
+    return found
+
+
+# A manual sending's texts never change once it is made, and every message of it needs them: kept per process
+# (PostgreSQL would otherwise parse the sending's whole request, up to 20,000 patient ids, for each message).
+_batch_texts: dict[uuid.UUID, dict[str, Any]] = {}
+_batch_lock = threading.Lock()
+
+
+def _remember_batch(batch_id: uuid.UUID, texts: dict[str, Any]) -> None:
+    with _batch_lock:
+        if len(_batch_texts) >= 256:
+            _batch_texts.pop(next(iter(_batch_texts)))
+        _batch_texts[batch_id] = texts
+
+
+def load_one(session: Session, draft: Any) -> Sources:
+    """``load`` for one draft (a message going out): one query, and one more for its templates."""
+    found = Sources([draft])
+    clinic, settings, rule = Clinic.__table__, MessagingSettings.__table__, MessageRule.__table__  # type: ignore[attr-defined]
+    patient, appointment, user = Patient.__table__, Appointment.__table__, User.__table__  # type: ignore[attr-defined]
+    batch = MessageBatch.__table__  # type: ignore[attr-defined]
+    columns: list[Any] = [*clinic.c, settings.c.link.label("x_link")]
+    query = select().select_from(clinic).outerjoin(settings, settings.c.clinic_id == clinic.c.id)
+    if draft.patient_id is not None:
+        columns += [patient.c.given_name.label("x_given"), patient.c.family_name.label("x_family")]
+        query = query.outerjoin(patient, patient.c.id == draft.patient_id)
+    if draft.appointment_id is not None:
+        columns += [appointment.c.start_at.label("x_start"), appointment.c.doctor_id.label("x_doctor"),
+                    appointment.c.new_patient_name.label("x_new_name"), user.c.name.label("x_doctor_name")]
+        query = query.outerjoin(appointment, appointment.c.id == draft.appointment_id) \
+            .outerjoin(user, user.c.id == appointment.c.doctor_id)
+    if draft.rule_id is not None:
+        columns += [c.label(f"x_rule_{c.name}") for c in rule.c]
+        query = query.outerjoin(rule, rule.c.id == draft.rule_id)
+    texts = _batch_texts.get(draft.batch_id) if draft.batch_id is not None else None
+    if draft.batch_id is not None and texts is None:
+        request = batch.c.filters  # the texts only: the request also lists up to 20,000 patients
+        columns += [request["template_code"].as_string().label("x_code"), request["body"].as_string().label("x_body"),
+                    request["subject"].as_string().label("x_subject")]
+        query = query.outerjoin(batch, batch.c.id == draft.batch_id)
+    row = session.execute(query.add_columns(*columns).where(clinic.c.id == draft.clinic_id)).mappings().first()
+    if row is None:
+        return found
+    found.clinics[draft.clinic_id] = Clinic(**{c.name: row[c.name] for c in clinic.c})
+    found.links[draft.clinic_id] = row["x_link"] or ""
+    if draft.patient_id is not None and (row["x_given"] is not None or row["x_family"] is not None):
+        found.patients[draft.patient_id] = (row["x_given"] or "", row["x_family"] or "")
+    if draft.appointment_id is not None and row["x_start"] is not None:
+        found.appointments[draft.appointment_id] = (row["x_start"], row["x_doctor"], row["x_new_name"])
+        if row["x_doctor_name"] is not None:
+            found.doctors[row["x_doctor"]] = row["x_doctor_name"]
+    code = None
+    if draft.rule_id is not None and row["x_rule_id"] is not None:
+        found_rule = MessageRule(**{c.name: row[f"x_rule_{c.name}"] for c in rule.c})
+        found.rules[draft.rule_id] = found_rule
+        code = found_rule.template_code
+    if draft.batch_id is not None:
+        if texts is None:
+            texts = {"template_code": row["x_code"], "body": row["x_body"], "subject": row["x_subject"]}
+            _remember_batch(draft.batch_id, texts)
+        found.batches[draft.batch_id] = texts
+        code = code or texts["template_code"]
+    if code:
+        found.templates[(draft.clinic_id, code)] = list(session.exec(select(MessageTemplate).where(
+            MessageTemplate.clinic_id == draft.clinic_id, MessageTemplate.code == code)).all())
     return found
 
 
@@ -232,10 +308,11 @@ def source_text(sources: Sources, draft: Any) -> tuple[str, str, str | None]:
     return template.subject, template.body, template.language
 
 
-def write(runtime: PluginRuntime | None, sources: Sources, *,
-          plugins: bool = True) -> dict[uuid.UUID, Text | tpl.RenderError]:
+def write(runtime: PluginRuntime | None, sources: Sources, *, plugins: bool = True,
+          defer_plugins: bool = False) -> dict[uuid.UUID, Text | tpl.RenderError]:
     """Each draft's text, or the ``RenderError`` saying why it cannot be written. With ``plugins=False``
-    (a preview in the message log) plugins are not called and their placeholders stay as ``{name}``."""
+    (a preview in the message log) plugins are not called and their placeholders stay as ``{name}``; with
+    ``defer_plugins`` (inside a transaction) a plugin's placeholder is a ``placeholder_deferred`` error."""
     out: dict[uuid.UUID, Text | tpl.RenderError] = {}
     sets: dict[int, tpl.PlaceholderSet] = {}
     for draft in sources.drafts:
@@ -248,8 +325,9 @@ def write(runtime: PluginRuntime | None, sources: Sources, *,
             ctx = context(sources, draft)
             if language:
                 ctx.language = language
-            filled = tpl.render(body, ctx, available=available, plugins=plugins)
-            title = tpl.render(subject, ctx, available=available, plugins=plugins) if subject else ""
+            filled = tpl.render(body, ctx, available=available, plugins=plugins, defer_plugins=defer_plugins)
+            title = tpl.render(subject, ctx, available=available, plugins=plugins,
+                               defer_plugins=defer_plugins) if subject else ""
         except tpl.RenderError as exc:
             out[draft.id] = exc
             continue

@@ -197,15 +197,11 @@ def _replan(session: Session, rule: MessageRule) -> dict[str, int]:
     assert rule.id is not None
     plan = planner.ClinicPlan.load(session, rule.clinic_id, rule_ids=[rule.id])
     assert plan is not None
-    ids = session.exec(select(Appointment.id).where(
-        Appointment.clinic_id == rule.clinic_id, col(Appointment.start_at) > plan.now,
-        col(Appointment.deleted_at).is_(None)).order_by(col(Appointment.start_at))).all()
-    totals = {"created": 0, "updated": 0, "cancelled": 0}
-    for start in range(0, len(ids), PLAN_CHUNK):
-        chunk = {i: planner.AppointmentChange() for i in ids[start:start + PLAN_CHUNK] if i is not None}
-        for key, value in planner.plan_appointments(session, rule.clinic_id, chunk, plan).items():
-            totals[key] += value
-    return totals
+    session.flush()
+    with planner.without_cyclic_gc():
+        rows = planner.appointment_rows(session, Appointment.clinic_id == rule.clinic_id,
+                                        col(Appointment.start_at) > plan.now, col(Appointment.deleted_at).is_(None))
+        return planner.plan_many(session, plan, rows, PLAN_CHUNK)
 
 
 def cancel_rule_messages(session: Session, rule: MessageRule, code: str, reason: str) -> int:

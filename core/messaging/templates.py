@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time
 
+from core.clock import now as ctx_now
 from plugin_sdk.errors import FieldError, ValidationFailed
 
 APPOINTMENT = "appointment"  # the placeholder needs an appointment
@@ -264,11 +265,12 @@ def validate(body: str, subject: str = "", available: PlaceholderSet | None = No
 
 
 def render(text: str, ctx: RenderContext, *, sample: bool = False, available: PlaceholderSet | None = None,
-           plugins: bool = True) -> str:
+           plugins: bool = True, defer_plugins: bool = False) -> str:
     """Fill ``text``'s placeholders from ``available`` (the core's alone without it). A placeholder that is
     unknown, belongs to a plugin not enabled in the clinic or cannot be filled raises ``RenderError`` with a
     readable reason. With ``plugins=False`` plugins are not asked: their placeholders stay as ``{name}``
-    (a preview that must not call plugins)."""
+    (a preview that must not call plugins); with ``defer_plugins`` a plugin's placeholder raises
+    ``RenderError("placeholder_deferred")`` instead of calling the plugin (the caller holds a transaction)."""
     known = available.known if available is not None else _registry  # registering replaces entries atomically
     out = []
     try:
@@ -285,7 +287,10 @@ def render(text: str, ctx: RenderContext, *, sample: bool = False, available: Pl
             if why is not None:
                 raise RenderError("placeholder_unavailable", why)
             raise RenderError("unknown_placeholder", f"the template uses {{{f.name}}}, which no longer exists")
-        if not plugins and placeholder.source != "core":
+        if placeholder.source != "core" and (defer_plugins or not plugins):
+            if defer_plugins:
+                raise RenderError("placeholder_deferred", f"{{{f.name}}} is filled by a plugin, outside the "
+                                  "transaction", plugin=placeholder.source, retry_at=ctx_now())
             out.append("{" + f.name + "}")
             continue
         value = placeholder.sample(ctx) if sample else placeholder.resolve(ctx)

@@ -209,3 +209,21 @@ def test_manual_sendings_are_written_when_they_go_out(portal_env):
     assert refused.value.errors[0].code == "placeholder_not_available"
     env.run()
     assert [s["text"] for s in env.vendor.sms()] == [f"Kedves Anna: K-{str(anna)[:4]}"]
+
+
+def test_a_plugin_is_never_asked_inside_the_send_transaction(portal_env, monkeypatch):
+    env = portal_env
+    env.template("reminder", "Kód: {portal_code}")
+    env.rule("on_booking", {})
+    env.book(env.local(MONDAY + timedelta(days=1), 10, 0), env.patient())
+    # as if the plugin was switched on just after the sender looked: the text is then written inside the send's
+    # transaction, where the plugin's placeholder defers the message instead of calling the plugin
+    monkeypatch.setattr(placeholders, "plugins_in", lambda runtime, clinic_id: False)
+    env.run()
+    [message] = env.messages()
+    assert (message.status, message.error_code, message.body) == (MessageStatus.queued, "placeholder_deferred", "")
+    assert portal.VIEWS == [] and env.vendor.sms() == []
+    monkeypatch.undo()
+    env.advance(seconds=2)
+    env.run()
+    assert [s["text"] for s in env.vendor.sms()] == [f"Kód: K-{str(message.patient_id)[:4]}"]
